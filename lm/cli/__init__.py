@@ -1,0 +1,34 @@
+"""The ``lm`` command line: one click group; each command lives in its own module."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from lm import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lm")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def main(debug: bool) -> None:
+    """Word-level RNN language models: train, score, generate, and the cosine experiment."""
+    if debug:
+        os.environ["LM_DEBUG"] = "1"
+
+
+def _register() -> None:
+    import importlib
+
+    for name in ("cosine", "plot", "train", "score", "generate", "corpus", "demo"):
+        try:
+            module = importlib.import_module(f"lm.cli.{name}")
+        except ModuleNotFoundError as e:  # a command module not written yet
+            if e.name != f"lm.cli.{name}":
+                raise
+            continue
+        main.add_command(module.command)
+
+
+_register()

@@ -1,0 +1,17 @@
+"""Errors a user can cause. The CLI prints their message on one line and exits 1."""
+
+
+class LMError(Exception):
+    """Base class: a problem with the user's input, files or settings (not a bug in lm)."""
+
+
+class DataError(LMError):
+    """Unreadable, empty or malformed text input (the message names the file and line)."""
+
+
+class ModelFileError(LMError):
+    """A model directory that is missing, incomplete, corrupt or of another format version."""
+
+
+class TrainingError(LMError):
+    """Training cannot go on (non-finite loss, untrainable activation, ...)."""

@@ -1,0 +1,122 @@
+"""Output heads on top of the recurrent states.
+
+Softmax head (language model): o_t = softmax(s_t V + c), V: (H, n_vocab), c: (n_vocab,),
+cross-entropy loss -log o_t[w_{t+1}]. Linear head (regression): o = s_T V + c, V: (H, K),
+loss (y - o)^2 / 2.
+
+The softmax head works on all N = T*B positions of a window at once: one product for the
+logits, one for dV, one for dS. The gradient dL/dz = p - y is never formed as a matrix of its
+own: with p = exp(z - m) / sum_exp, the 1 / sum_exp factor is moved onto the small (N, H)
+side of each product, so the (N, n_vocab) array is touched by as few elementwise passes as
+possible (bias, max, subtract, exp, row sums), and those passes run on two threads.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+Array = np.ndarray
+
+_POOL = ThreadPoolExecutor(max_workers=2)  # numpy ufuncs release the GIL on large arrays
+_CHUNK_ROWS = 4096  # rows of logits per chunk when scoring: bounds memory at 4096 * n_vocab
+
+
+def log_softmax(z: Array, axis: int = -1) -> Array:
+    """log softmax(z) computed stably (finite for logits of +-1e4 and beyond)."""
+    m = np.max(z, axis=axis, keepdims=True)
+    shifted = z - m
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _exp_rows(Z: Array, c: Array, targets: Array | None, lo: int, hi: int) -> tuple:
+    """In place on rows lo:hi: Z <- exp(Z + c - m). Returns (m + log sum_exp, z at targets)."""
+    Zc = Z[lo:hi]
+    Zc += c
+    m = Zc.max(axis=1)
+    Zc -= m[:, None]
+    z_t = None if targets is None else Zc[np.arange(hi - lo), targets[lo:hi]].copy()
+    np.exp(Zc, out=Zc)
+    sum_exp = Zc.sum(axis=1, dtype=np.float64)
+    return m, sum_exp, z_t
+
+
+def _exp_all(Z: Array, c: Array, targets: Array | None) -> tuple[Array, Array, Array | None]:
+    """Z <- exp(Z + c - m) row-wise, split over two threads; returns (m, sum_exp, z_target)."""
+    N = Z.shape[0]
+    if N < 64:
+        return _exp_rows(Z, c, targets, 0, N)
+    half = N // 2
+    parts = [_POOL.submit(_exp_rows, Z, c, targets, lo, hi) for lo, hi in ((0, half), (half, N))]
+    (m1, s1, z1), (m2, s2, z2) = (p.result() for p in parts)
+    z_t = None if targets is None else np.concatenate([z1, z2])
+    return np.concatenate([m1, m2]), np.concatenate([s1, s2]), z_t
+
+
+def softmax_xent(
+    S: Array, V: Array, c: Array, targets: Array, scale: float = 1.0
+) -> tuple[float, Array, Array, Array]:
+    """Cross-entropy of the softmax head and its gradients, over all positions at once.
+
+    Parameters
+    ----------
+    S : (N, H) states (N = T*B positions).
+    V : (H, n_vocab), c : (n_vocab,) output weights and bias.
+    targets : (N,) int word ids to predict.
+    scale : the loss is scale * sum_i -log p_i[targets_i]; gradients are of that loss
+        (use 1/N for the mean).
+
+    Returns
+    -------
+    loss_sum : float, sum_i -log p_i[targets_i] (natural log, not scaled).
+    dS : (N, H), dV : (H, n_vocab), dc : (n_vocab,) gradients of the scaled loss.
+    """
+    N, H = S.shape
+    Z = S @ V  # (N, n_vocab) logits without bias
+    m, sum_exp, z_t = _exp_all(Z, c, targets)  # Z now holds exp(z - m)
+    loss_sum = float(np.sum(np.log(sum_exp) - z_t))
+    # dL/dz = scale * (Z / sum_exp - onehot(targets)); 1/sum_exp goes on the (N, H) side.
+    r = (scale / sum_exp).astype(S.dtype)  # (N,)
+    dV = (S * r[:, None]).T @ Z  # (H, n_vocab)
+    np.subtract.at(dV.T, targets, scale * S)
+    dc = r @ Z
+    np.subtract.at(dc, targets, S.dtype.type(scale))
+    dS = Z @ V.T  # (N, H)
+    dS *= r[:, None]
+    dS -= scale * V.T[targets]
+    return loss_sum, dS, dV, dc
+
+
+def target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
+    """Natural-log probabilities log p_i[targets_i] for each of N positions, shape (N,).
+
+    Works in chunks of rows, so memory stays bounded whatever N is.
+    """
+    out = np.empty(len(S), dtype=np.float64)
+    for lo in range(0, len(S), _CHUNK_ROWS):
+        hi = min(lo + _CHUNK_ROWS, len(S))
+        Z = S[lo:hi] @ V
+        m, sum_exp, z_t = _exp_all(Z, c, targets[lo:hi])
+        out[lo:hi] = z_t.astype(np.float64) - np.log(sum_exp)
+    return out
+
+
+def next_logprobs(S: Array, V: Array, c: Array) -> Array:
+    """Full next-word log-distributions log softmax(s V + c), (N, H) -> (N, n_vocab)."""
+    return log_softmax(S @ V + c, axis=-1)
+
+
+def linear(S: Array, V: Array, c: Array) -> Array:
+    """Regression output o = s V + c. S: (N, H) -> (N, K)."""
+    return S @ V + c
+
+
+def squared_error(S: Array, V: Array, c: Array, y: Array) -> tuple[float, Array, Array, Array]:
+    """Loss sum_i |y_i - o_i|^2 / 2 of the linear head and its gradients.
+
+    S: (N, H), y: (N, K). Returns (loss, dS (N, H), dV (H, K), dc (K,)).
+    """
+    err = linear(S, V, c) - y  # dL/do
+    loss = 0.5 * float(np.sum(err * err))
+    return loss, err @ V.T, S.T @ err, err.sum(axis=0)
