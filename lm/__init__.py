@@ -1,3 +1,24 @@
-"""lm: word-level recurrent neural network language models in numpy."""
+"""lm: word-level recurrent neural network language models in numpy.
+
+    import lm
+    model = lm.load("model_dir")
+    model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
+    lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
+"""
+
+from lm.api import LanguageModel, load
+from lm.errors import DataError, LMError, ModelFileError, TrainingError
 
 __version__ = "0.1.0"
+
+
+def perplexity(model: LanguageModel, lines_or_path, **options):
+    """Corpus perplexity of ``model`` on an iterable of sentences or a file path
+    (see ``lm.scoring.corpus_perplexity`` for what is counted)."""
+    from lm import scoring
+
+    return scoring.corpus_perplexity(model, lines_or_path, **options)
+
+
+__all__ = ["load", "perplexity", "LanguageModel", "LMError", "DataError", "ModelFileError",
+           "TrainingError", "__version__"]

@@ -1,0 +1,326 @@
+"""The cosine time-series experiment: an RNN reads 50 values of cos(x) and predicts the next.
+
+Data (as in the textbook chapter): the series cos(x) for x = 0, 1, ..., 199; a window of 50
+consecutive values predicts the value that follows it. Training windows start at 0..99
+(targets x = 50..149), validation windows at 100..149 (targets x = 150..199).
+
+Model, in the row-vector convention of ``lm.core`` (T = 50 steps, B windows, D input
+features, H hidden units):
+
+    d_t = x_t U + b                   (dense input layer, ``lm.inputs``)
+    s_t = f(d_t + s_{t-1} W), s_0 = 0 (the shared recurrence, ``lm.core``)
+    o   = s_T V + c                   (linear head on the last state only, ``lm.heads``)
+    L   = (y - o)^2 / 2               (averaged over the windows of an update)
+
+Two encodings of a window of values v_1..v_T as inputs x_1..x_T:
+    position  D = T: x_t is a T-vector holding v_t at position t and zeros elsewhere
+              (the chapter's encoding)
+    scalar    D = 1: x_t = (v_t,)
+
+Presets: ``seed`` reproduces the chapter's settings (correctly implemented), ``tuned`` is
+a small tanh RNN with the scalar encoding trained by full-batch Adam.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import mean_squared_error
+from tqdm import tqdm
+
+from lm import activations, core, heads, inputs, optim
+from lm.errors import TrainingError
+
+Array = np.ndarray
+Params = dict[str, Array]
+
+N_VALUES = 200
+WINDOW = 50
+TRAIN_STARTS = range(0, 100)
+VALID_STARTS = range(100, 150)
+ENCODINGS = ("position", "scalar")
+INITS = ("uniform01", "scaled")
+
+
+# ----------------------------------------------------------------------------------- data
+
+
+def series(n: int = N_VALUES) -> Array:
+    """cos(x) for x = 0..n-1, shape (n,), float64."""
+    return np.cos(np.arange(n, dtype=np.float64))
+
+
+def windows(values: Array, starts: range, length: int = WINDOW) -> tuple[Array, Array]:
+    """Windows values[s : s+length] and their targets values[s+length] for each start s.
+
+    Returns X (B, length) and y (B,), B = len(starts).
+
+    >>> X, y = windows(series(), TRAIN_STARTS)   # X: (100, 50), y: (100,)
+    >>> windows(series(), range(150, 151))       # bad: the target x = 200 is not in the series
+    Traceback (most recent call last):
+    IndexError: ...
+    """
+    starts = np.asarray(starts)
+    if len(starts) and starts.max() + length >= len(values):
+        raise IndexError(f"window starting at {starts.max()} has no target in the series")
+    X = values[starts[:, None] + np.arange(length)]  # (B, length)
+    return X, values[starts + length]
+
+
+def encode(X: Array, encoding: str) -> Array:
+    """Windows X (B, T) as the inputs of the dense layer, (T, B, D).
+
+    ``scalar``: D = 1, x_t = (v_t,). ``position``: D = T, x_t holds v_t at position t.
+    """
+    B, T = X.shape
+    if encoding == "scalar":
+        return X.T[:, :, None].copy()  # (T, B, 1)
+    if encoding == "position":
+        Z = np.zeros((T, B, T), dtype=X.dtype)
+        steps = np.arange(T)
+        Z[steps, :, steps] = X.T  # Z[t, b, t] = X[b, t]
+        return Z
+    raise ValueError(f"unknown encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}")
+
+
+# --------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Config:
+    """Hyperparameters of one cosine run.
+
+    truncate: BPTT horizon K (None = full); clip: element-wise gradient limit (None = off);
+    clip_norm: global-norm limit (None = off); batch: windows per update (1 = one SGD update
+    per window, as in the chapter; 100 = all training windows at once); bias: whether b and c
+    exist and are trained (the chapter's model has neither; they then stay at 0).
+    """
+
+    preset: str
+    encoding: str
+    hidden: int
+    activation: str
+    lr: float
+    epochs: int
+    truncate: int | None
+    clip: float | None
+    clip_norm: float | None
+    init: str
+    optimizer: str
+    batch: int
+    bias: bool
+    alpha: float = 0.01
+
+
+PRESETS = {
+    "seed": Config(
+        preset="seed", encoding="position", hidden=100, activation="sigmoid", lr=1e-4,
+        epochs=5, truncate=5, clip=10.0, clip_norm=None, init="uniform01", optimizer="sgd",
+        batch=1, bias=False,
+    ),
+    "tuned": Config(
+        preset="tuned", encoding="scalar", hidden=16, activation="tanh", lr=1e-2,
+        epochs=1500, truncate=None, clip=None, clip_norm=None, init="scaled", optimizer="adam",
+        batch=100, bias=True,
+    ),
+}
+
+
+def make_config(preset: str = "tuned", **overrides) -> Config:
+    """The preset's Config with every override that is not None replaced.
+
+    >>> make_config("seed", epochs=20).epochs
+    20
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------------- model
+
+
+def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Params:
+    """U (D, H), b (H,), W (H, H), V (H, 1), c (1,) in float64.
+
+    ``uniform01``: U, W, V ~ uniform(0, 1) (the chapter's init). ``scaled``: U ~ N(0, 1),
+    W a random orthogonal matrix times 0.9, V ~ N(0, 1/H).
+    """
+    H = config.hidden
+    if config.init == "uniform01":
+        U = rng.uniform(0, 1, (n_inputs, H))
+        W = rng.uniform(0, 1, (H, H))
+        V = rng.uniform(0, 1, (H, 1))
+    elif config.init == "scaled":
+        U = rng.normal(0, 1, (n_inputs, H))
+        Q, R = np.linalg.qr(rng.normal(size=(H, H)))
+        W = 0.9 * Q * np.sign(np.diag(R))  # sign fix: uniformly distributed orthogonal
+        V = rng.normal(0, H**-0.5, (H, 1))
+    else:
+        raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
+    return {"U": U, "b": np.zeros(H), "W": W, "V": V, "c": np.zeros(1)}
+
+
+def predict(params: Params, X: Array, act: activations.Activation) -> Array:
+    """Predictions o = s_T V + c for encoded windows X (T, B, D); returns (B,)."""
+    D, _ = inputs.drive("dense", params, X)  # (T, B, H)
+    S, _ = core.forward(D, params["W"], np.zeros(D.shape[1:]), act)
+    return heads.linear(S[-1], params["V"], params["c"])[:, 0]
+
+
+def loss_and_grads(
+    params: Params, X: Array, y: Array, act: activations.Activation, truncate: int | None
+) -> tuple[float, Params]:
+    """Mean loss (y - o)^2 / 2 over the B windows and its gradients.
+
+    X: (T, B, D) encoded windows, y: (B,) targets. Gradients have the parameters' shapes;
+    only the last state feeds the head, so dS is zero except at t = T.
+    """
+    B = X.shape[1]
+    W, V, c = params["W"], params["V"], params["c"]
+    D, cache = inputs.drive("dense", params, X)  # (T, B, H)
+    S, A = core.forward(D, W, np.zeros(D.shape[1:]), act)  # S: (T+1, B, H)
+    loss, dS_T, dV, dc = heads.squared_error(S[-1], V, c, y[:, None])
+    dS = np.zeros_like(A)
+    dS[-1] = dS_T
+    dD, dW, _ = core.backward(dS, S, A, W, act, truncate)
+    grads, _ = inputs.drive_backward("dense", params, X, cache, dD)
+    grads.update(W=dW, V=dV, c=dc)
+    return loss / B, {k: g / B for k, g in grads.items()}
+
+
+def mean_loss(params: Params, X: Array, y: Array, act: activations.Activation) -> float:
+    """Mean (y - o)^2 / 2 over the windows; X (T, B, D), y (B,)."""
+    err = predict(params, X, act) - y
+    return 0.5 * float(np.mean(err * err))
+
+
+# ------------------------------------------------------------------------------- training
+
+
+@dataclass
+class Result:
+    """What ``train`` returns. Losses are per epoch; predictions/targets on validation."""
+
+    config: Config
+    params: Params
+    train_loss: list[float]
+    val_loss: list[float]
+    predictions: Array  # (50,)
+    targets: Array  # (50,)
+    rmse: float
+    seconds: float
+
+    def summary(self) -> dict:
+        """The JSON-ready summary: final losses, rmse, time and the settings."""
+        return {
+            "preset": self.config.preset,
+            "epochs": self.config.epochs,
+            "train_loss": self.train_loss[-1],
+            "val_loss": self.val_loss[-1],
+            "rmse": self.rmse,
+            "seconds": round(self.seconds, 3),
+            "config": dataclasses.asdict(self.config),
+        }
+
+
+def _update(params: Params, grads: Params, config: Config, optimizer) -> None:
+    """Clip the parameter gradients (value, then global norm) and apply one update."""
+    if not config.bias:
+        grads = {k: g for k, g in grads.items() if k not in ("b", "c")}
+    if config.clip is not None:
+        optim.clip_values(grads, config.clip)
+    if config.clip_norm is not None:
+        optim.clip_global_norm(grads, config.clip_norm)
+    optimizer.update(params, grads)
+
+
+def _epoch(params: Params, X: Array, y: Array, act, config: Config, optimizer, epoch: int) -> float:
+    """One pass over the training windows in order, config.batch windows per update.
+
+    Returns the mean training loss over the pass (each batch's loss before its update).
+    """
+    B = X.shape[1]
+    total = 0.0
+    for lo in range(0, B, config.batch):
+        hi = min(lo + config.batch, B)
+        loss, grads = loss_and_grads(params, X[:, lo:hi], y[lo:hi], act, config.truncate)
+        if not np.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss} in epoch {epoch} (windows {lo}..{hi - 1}); "
+                "try a smaller learning rate (--lr) or gradient clipping (--clip)"
+            )
+        _update(params, grads, config, optimizer)
+        total += loss * (hi - lo)
+    return total / B
+
+
+def train(config: Config, rng: np.random.Generator, progress: bool = True) -> Result:
+    """Train on the 100 training windows; evaluate on the 50 validation windows each epoch.
+
+    The training loss of an epoch is the mean over its updates (before each update); the
+    validation loss is measured after the epoch. rmse = sqrt(mean_squared_error) of the
+    final predictions on the validation windows. Raises TrainingError for an activation
+    without a derivative and for a non-finite loss.
+    """
+    start = time.perf_counter()
+    act = activations.get(config.activation, config.alpha)
+    activations.require_trainable(act)
+    values = series()
+    X_raw, y = windows(values, TRAIN_STARTS)
+    Xv_raw, yv = windows(values, VALID_STARTS)
+    X, Xv = encode(X_raw, config.encoding), encode(Xv_raw, config.encoding)
+    params = init_params(config, X.shape[2], rng)
+    optimizer = optim.make(config.optimizer, config.lr)
+    train_loss, val_loss = [], []
+    bar = tqdm(range(1, config.epochs + 1), desc="cosine", unit="epoch", disable=not progress)
+    with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported below
+        for epoch in bar:
+            train_loss.append(_epoch(params, X, y, act, config, optimizer, epoch))
+            val_loss.append(mean_loss(params, Xv, yv, act))
+            if not np.isfinite(val_loss[-1]):
+                raise TrainingError(
+                    f"the validation loss became {val_loss[-1]} after epoch {epoch}; "
+                    "try a smaller learning rate (--lr) or gradient clipping (--clip)"
+                )
+            bar.set_postfix(train=f"{train_loss[-1]:.3g}", val=f"{val_loss[-1]:.3g}")
+    predictions = predict(params, Xv, act)
+    rmse = float(np.sqrt(mean_squared_error(yv, predictions)))
+    seconds = time.perf_counter() - start
+    return Result(config, params, train_loss, val_loss, predictions, yv, rmse, seconds)
+
+
+def train_cosine(preset: str = "tuned", seed: int = 0, progress: bool = False, **overrides) -> Result:
+    """Train one preset (with optional Config overrides, e.g. epochs=10) from ``seed``.
+
+    >>> result = train_cosine("tuned", seed=3)
+    >>> result.rmse  # doctest: +SKIP
+    0.0006...
+    """
+    config = make_config(preset, **overrides)
+    return train(config, np.random.default_rng(seed), progress=progress)
+
+
+def save_figures(
+    result: Result,
+    plot: str | Path | None = None,
+    loss_plot: str | Path | None = None,
+    data_plot: str | Path | None = None,
+) -> list[Path]:
+    """Save the requested PNGs: predictions vs actual on the validation windows, the loss
+    curves, and the first 50 values of the series. Returns the paths written."""
+    from lm import plots  # matplotlib is imported only when a figure is asked for
+
+    written = []
+    if plot is not None:
+        x = np.asarray(VALID_STARTS) + WINDOW
+        written.append(plots.cosine_predictions(x, result.targets, result.predictions, plot))
+    if loss_plot is not None:
+        written.append(plots.loss_curves(result.train_loss, result.val_loss, loss_plot))
+    if data_plot is not None:
+        written.append(plots.data_series(series()[:WINDOW], data_plot))
+    return written
