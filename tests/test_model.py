@@ -1,0 +1,124 @@
+"""The language model network: gradients, probabilities, shapes, state carrying."""
+
+import numpy as np
+import pytest
+
+from lm import heads
+from lm.model import ModelConfig, RNNLM
+
+N_VOCAB = 7
+
+
+def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0):
+    config = ModelConfig(n_vocab=N_VOCAB, hidden=hidden, input=input,
+                         embed_dim=4 if input == "embedding" else 0, activation=activation)
+    net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
+    for k in net.params:  # make every parameter matter (biases start at zero)
+        net.params[k] += np.random.default_rng(seed + 1).normal(0, 0.3, net.params[k].shape)
+    return net
+
+
+def numeric_grad(f, X, eps=1e-6):
+    G = np.zeros_like(X)
+    for i in np.ndindex(X.shape):
+        old = X[i]
+        X[i] = old + eps
+        hi = f()
+        X[i] = old - eps
+        lo = f()
+        X[i] = old
+        G[i] = (hi - lo) / (2 * eps)
+    return G
+
+
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
+@pytest.mark.parametrize("independent", [False, True])
+def test_whole_model_gradient(input, activation, independent):
+    """Input layer + core + softmax head, full BPTT, float64 central differences."""
+    rng = np.random.default_rng(3)
+    net = make_net(input, activation)
+    T, B = 6, 3
+    x = rng.integers(0, N_VOCAB, (T, B))
+    x[2, 1] = 2  # a sentence start inside the window
+    y = rng.integers(0, N_VOCAB, (T, B))
+    S0 = rng.normal(0, 0.5, (B, net.config.hidden))
+    keep = (x != 2)[..., None].astype(float) if independent else None
+    loss, grads, _ = net.loss_and_grads(x, y, S0, None, keep)
+
+    def mean_loss():
+        return net.loss_and_grads(x, y, S0, None, keep)[0] / (T * B)
+
+    assert set(grads) == set(net.params)
+    for name, P in net.params.items():
+        num = numeric_grad(mean_loss, P)
+        err = np.abs(num - grads[name]).max() / max(1e-8, np.abs(num).max())
+        assert err < 1e-5, f"{name}: relative error {err:.2e} ({input}, {activation})"
+
+
+def test_onehot_gather_equals_explicit_product():
+    net = make_net("onehot")
+    ids = np.array([[0, 3], [6, 3]])
+    onehot = np.eye(N_VOCAB)[ids]  # (T, B, n_vocab), only in this test
+    explicit = onehot @ net.params["U"] + net.params["b"]
+    from lm import inputs
+
+    gathered, _ = inputs.drive("onehot", net.params, ids)
+    np.testing.assert_allclose(gathered, explicit, rtol=1e-12)
+
+
+def test_every_next_word_distribution_sums_to_one():
+    net = make_net("embedding", dtype=np.float32)
+    s = np.random.default_rng(0).normal(0, 3, (10, net.config.hidden)).astype(np.float32)
+    p = np.exp(net.next_logprobs(s).astype(np.float64))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_log_softmax_is_stable_for_huge_logits():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=np.float32)
+    lp = heads.log_softmax(z)
+    assert np.isfinite(lp).all()
+    np.testing.assert_allclose(lp[0, 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.exp(lp[1]), 1 / 3, rtol=1e-6)
+    S = np.ones((2, 1), dtype=np.float32)
+    V = np.array([[1e4, -1e4, 0.0]], dtype=np.float32)
+    lp_t = heads.target_logprobs(S, V, np.zeros(3, np.float32), np.array([0, 1]))
+    assert np.isfinite(lp_t[0]) and lp_t[0] == pytest.approx(0.0)
+
+
+def test_initial_loss_is_close_to_log_vocabulary():
+    config = ModelConfig(n_vocab=1000, hidden=32)
+    net = RNNLM.create(config, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 1000, (2, 20, 8))
+    loss, _, _ = net.loss_and_grads(x, y, net.zero_state(8))
+    assert loss / x.size == pytest.approx(np.log(1000), rel=0.02)
+
+
+def test_batched_states_equal_single_streams():
+    net = make_net("embedding", dtype=np.float32)
+    x = np.random.default_rng(0).integers(0, N_VOCAB, (9, 4))
+    S = net.states(x, net.zero_state(4))
+    for b in range(4):
+        Sb = net.states(x[:, b : b + 1], net.zero_state(1))
+        np.testing.assert_allclose(S[:, b], Sb[:, 0], rtol=1e-6, atol=1e-7)
+
+
+def test_two_windows_with_carried_state_equal_one_long_window():
+    net = make_net("onehot")
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, N_VOCAB, (2, 10, 3))
+    lp_long, _ = net.target_logprobs(x, y, net.zero_state(3))
+    lp1, S1 = net.target_logprobs(x[:4], y[:4], net.zero_state(3))
+    lp2, _ = net.target_logprobs(x[4:], y[4:], S1[-1])
+    np.testing.assert_allclose(np.concatenate([lp1, lp2]), lp_long, rtol=1e-12)
+
+
+def test_step_by_step_equals_window():
+    net = make_net("embedding")
+    x = np.random.default_rng(0).integers(0, N_VOCAB, (5, 2))
+    S = net.states(x, net.zero_state(2))
+    s = net.zero_state(2)
+    for t in range(5):
+        s = net.step(x[t], s)
+        np.testing.assert_allclose(s, S[t + 1], rtol=1e-12)

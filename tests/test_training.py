@@ -1,0 +1,219 @@
+"""Training: learning, repeatability, interruption and resume, NaN guard, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import lm
+from lm.checkpoint import load_arrays
+from lm.cli import main
+from lm.errors import TrainingError
+from lm.data import encode_file
+from lm.training import Trainer, TrainConfig, VocabConfig, evaluate
+
+SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "my bird sang a song",
+             "the sun is hot today", "we like green tea"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(SENTENCES * 8) + "\n")
+    return str(path)
+
+
+def start(out, corpus, valid=None, **kw):
+    mc = dict(hidden=kw.pop("hidden", 16), input=kw.pop("input", "onehot"),
+              embed_dim=kw.pop("embed_dim", 0))
+    tc = TrainConfig(**{"batch_size": 4, "bptt": 6, "epochs": 3, **kw})
+    return Trainer.start(str(out), corpus, valid, mc, tc, VocabConfig(), show_progress=False)
+
+
+def weights(directory, name="weights.npz"):
+    return load_arrays(os.path.join(directory, name))
+
+
+def test_tiny_model_overfits_tiny_corpus(tmp_path, corpus):
+    # The corpus cycles through five sentences, so with its state carried across sentences a
+    # model can predict every token: perplexity near 1.
+    t = start(tmp_path / "m", corpus, hidden=32, epochs=80, lr=0.02)
+    t.run(log=lambda m: None)
+    stream = encode_file(corpus, t.vocab)
+    logp, n = evaluate(lm.load(tmp_path / "m").net, stream, independent=False, B=1)
+    assert np.exp(-logp / n) < 1.2
+
+
+def test_same_seed_gives_identical_weights(tmp_path, corpus):
+    start(tmp_path / "a", corpus, seed=7).run(log=lambda m: None)
+    start(tmp_path / "b", corpus, seed=7).run(log=lambda m: None)
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def interrupt_after(trainer, n_steps):
+    """Make the trainer receive SIGINT after n_steps optimisation steps."""
+    step = trainer._step
+    count = {"n": 0}
+
+    def counting_step(*args):
+        step(*args)
+        count["n"] += 1
+        if count["n"] == n_steps:
+            trainer._on_signal(signal.SIGINT, None)
+
+    trainer._step = counting_step
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
+def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(tmp_path, corpus, optimizer,
+                                                            stop_after):
+    kw = dict(optimizer=optimizer, epochs=4)
+    start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
+
+    t = start(tmp_path / "cut", corpus, corpus, **kw)
+    interrupt_after(t, stop_after)
+    with pytest.raises(lm.LMError, match="lm train --resume"):
+        t.run(log=lambda m: None)
+    Trainer.resume(str(tmp_path / "cut"), show_progress=False).run(log=lambda m: None)
+
+    for name in ("weights.npz", "resume.npz"):
+        a, b = weights(tmp_path / "full", name), weights(tmp_path / "cut", name)
+        assert a.keys() == b.keys()
+        for k in a:
+            if k != "meta":
+                assert np.array_equal(a[k], b[k]), f"{name}:{k} differs after resume"
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoint(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, corpus, epochs=3)
+    real = t.net.loss_and_grads
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        loss, grads, s = real(*args)
+        return (float("nan") if calls["n"] == 15 else loss), grads, s
+
+    t.net.loss_and_grads = poisoned
+    with pytest.raises(TrainingError, match=r"epoch 2, step 4"):
+        t.run(log=lambda m: None)
+    model = lm.load(tmp_path / "m")  # the epoch-1 checkpoint is intact and loads
+    assert np.isfinite(model.net.params["V"]).all()
+
+
+def test_nan_skip_counts_skipped_batches(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, corpus, epochs=1, on_nan="skip")
+    real = t.net.loss_and_grads
+    t.net.loss_and_grads = lambda *a: (float("inf"),) + real(*a)[1:]
+    assert t.run(log=lambda m: None)["skipped_batches"] == 11
+
+
+def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, corpus, monkeypatch):
+    t = start(tmp_path / "m", corpus, corpus, epochs=1)
+    t.run(log=lambda m: None)
+    before = weights(tmp_path / "m")
+    import lm.checkpoint as ck
+
+    def failing_savez(f, **arrays):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.np, "savez", failing_savez)
+    with pytest.raises(lm.LMError, match="previous checkpoint is intact"):
+        t.save_best()
+    monkeypatch.undo()
+    after = weights(tmp_path / "m")
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert not [f for f in os.listdir(tmp_path / "m") if f.startswith(".tmp-")]
+
+
+def test_model_directory_contents_and_log(tmp_path, corpus):
+    out = tmp_path / "m"
+    start(out, corpus, corpus, epochs=2).run(log=lambda m: None)
+    for name in ("config.json", "weights.npz", "tokenizer.json", "log.jsonl", "training.png"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["format_version"] == 1 and config["n_vocab"] == lm.load(out).vocab.size
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all(r["valid_ppl"] > 1 for r in log)
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_trains_and_prints_json(tmp_path, corpus):
+    r = run_cli("train", corpus, "--valid", corpus, "--out", str(tmp_path / "m"), "--hidden",
+                "8", "--batch-size", "4", "--bptt", "5", "--epochs", "2", "--quiet", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"valid_ppl", "train_tokens", "epochs", "seconds", "tokens_per_second"} <= set(summary)
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_text(""), "no words"),
+    (lambda p: p.write_text("  \n\t\n"), "no words"),
+    (lambda p: p.write_bytes(b"good line\nbad \xff byte\n"), ":2: not valid UTF-8"),
+])
+def test_cli_bad_training_files(tmp_path, make_input, message):
+    path = tmp_path / "train.txt"
+    make_input(path)
+    r = run_cli("train", str(path), "--out", str(tmp_path / "m"), "--quiet")
+    assert r.exit_code == 1
+    assert message in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--vocab-size", "3"], ["--bptt", "0"], ["--batch-size", "0"],
+                                  ["--activation", "step"], ["--activation", "cubic"]])
+def test_cli_usage_errors(tmp_path, corpus, args):
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *args)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_cli_refuses_to_overwrite_another_model(tmp_path, corpus):
+    out = str(tmp_path / "m")
+    args = ["train", corpus, "--out", out, "--hidden", "4", "--batch-size", "4", "--epochs", "1",
+            "--quiet"]
+    assert run_cli(*args).exit_code == 0
+    r = run_cli(*args)
+    assert r.exit_code == 1 and "--force" in r.stderr
+    assert run_cli(*args, "--force").exit_code == 0
+
+
+def test_corpus_shorter_than_a_batch_says_why(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("one two\n")
+    r = run_cli("train", str(path), "--out", str(tmp_path / "m"), "--batch-size", "20", "--quiet")
+    assert r.exit_code == 1 and "--batch-size" in r.stderr
+
+
+def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
+    """A real SIGINT to a real `lm train` process, then --resume."""
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(SENTENCES * 400) + "\n")
+    out = tmp_path / "m"
+    cmd = [sys.executable, "-m", "lm.cli", "train", str(path), "--out", str(out), "--hidden",
+           "64", "--batch-size", "2", "--bptt", "5", "--epochs", "3"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until training has started
+        if line.startswith("vocabulary:"):
+            break
+    import time
+
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "lm train --resume" in err and "Traceback" not in err
+    assert (out / "resume.npz").is_file()
+    r = run_cli("train", "--resume", str(out), "--quiet")
+    assert r.exit_code == 0, r.output
