@@ -7,6 +7,10 @@ Kinds (shapes: T steps, B streams, H hidden, D input features, n_vocab words, E 
 
 A one-hot x_t times U selects row x_t of U (the transpose of "column w_t of U" in the column
 convention), so ``onehot`` gathers rows and never builds the one-hot matrix.
+
+Dropout: an optional ``mask`` multiplies the input representation before it reaches the
+recurrence (x for dense, the row U[x] for one-hot, the embedding E[x] for embedding inputs);
+the bias b is never dropped.
 """
 
 from __future__ import annotations
@@ -17,24 +21,32 @@ Array = np.ndarray
 KINDS = ("dense", "onehot", "embedding")
 
 
-def drive(kind: str, params: dict[str, Array], x: Array) -> tuple[Array, Array | None]:
+def drive(
+    kind: str, params: dict[str, Array], x: Array, mask: Array | None = None
+) -> tuple[Array, tuple]:
     """The drive d = x U + b, shape (..., H), and the cache the backward pass needs.
 
     ``x`` may have any leading shape: (T, B) ids or (T, B, D) floats give (T, B, H).
+    ``mask`` (dropout) has the shape of the input representation: (T, B, D) for dense,
+    (T, B, H) for one-hot, (T, B, E) for embedding.
     """
     U, b = params["U"], params["b"]
     if kind == "dense":
-        return x @ U + b, None
+        xm = x if mask is None else x * mask
+        return xm @ U + b, (xm, mask)
     if kind == "onehot":
-        return U[x] + b, None
+        rows = U[x] if mask is None else U[x] * mask
+        return rows + b, (None, mask)
     if kind == "embedding":
         e = params["E"][x]  # (..., E)
-        return e @ U + b, e
+        if mask is not None:
+            e *= mask
+        return e @ U + b, (e, mask)
     raise ValueError(f"unknown input kind {kind!r}")
 
 
 def drive_backward(
-    kind: str, params: dict[str, Array], x: Array, cache: Array | None, dD: Array
+    kind: str, params: dict[str, Array], x: Array, cache: tuple, dD: Array
 ) -> tuple[dict[str, Array], Array | None]:
     """Gradients of the parameters of the input layer, and of dense inputs, from dD = dL/dd.
 
@@ -42,21 +54,25 @@ def drive_backward(
     """
     U = params["U"]
     H = U.shape[1]
+    xm, mask = cache if cache is not None else (x, None)  # masked input, dropout mask
     dD2 = dD.reshape(-1, H)  # every position at once: (T*B, H)
     grads = {"b": dD2.sum(axis=0)}
     if kind == "dense":
-        x2 = x.reshape(-1, U.shape[0])
-        grads["U"] = x2.T @ dD2
-        return grads, (dD2 @ U.T).reshape(x.shape)
+        grads["U"] = xm.reshape(-1, U.shape[0]).T @ dD2
+        dX = (dD2 @ U.T).reshape(x.shape)
+        return grads, dX if mask is None else dX * mask
     ids = x.reshape(-1)
     if kind == "onehot":
-        grads["U"] = scatter_rows(ids, dD2, U.shape[0])
+        drows = dD2 if mask is None else (dD * mask).reshape(-1, H)
+        grads["U"] = scatter_rows(ids, drows, U.shape[0])
         return grads, None
     if kind == "embedding":
         E = params["E"]
-        e2 = cache.reshape(-1, E.shape[1])
-        grads["U"] = e2.T @ dD2
-        grads["E"] = scatter_rows(ids, dD2 @ U.T, E.shape[0])
+        grads["U"] = xm.reshape(-1, E.shape[1]).T @ dD2
+        de = dD2 @ U.T
+        if mask is not None:
+            de *= mask.reshape(de.shape)
+        grads["E"] = scatter_rows(ids, de, E.shape[0])
         return grads, None
     raise ValueError(f"unknown input kind {kind!r}")
 

@@ -70,6 +70,11 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32)
     return {k: v.astype(dtype) for k, v in params.items()}
 
 
+def _dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
+    """Inverted-dropout mask: 0 with probability p, else 1/(1-p)."""
+    return (rng.random(shape, dtype=np.float32) >= p).astype(dtype) / np.dtype(dtype).type(1 - p)
+
+
 class RNNLM:
     """The network. ``params`` maps the names above to arrays; nothing else is stored."""
 
@@ -105,6 +110,8 @@ class RNNLM:
         S0: Array,
         truncate: int | None = None,
         keep: Array | None = None,
+        dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
     ) -> tuple[float, dict[str, Array], Array]:
         """Mean cross-entropy over a window and its gradients.
 
@@ -114,6 +121,9 @@ class RNNLM:
         S0 : (B, H) state carried in (not backpropagated into).
         truncate : BPTT horizon K within the window, None for full (see lm.core).
         keep : optional (T, B, 1) reset mask (0 zeroes the state entering that step).
+        dropout : probability p of zeroing each unit of the input representation and of the
+            states fed to the softmax (non-recurrent dropout, as Zaremba et al.; survivors are
+            scaled by 1/(1-p)). Masks are drawn from ``rng``.
 
         Returns
         -------
@@ -125,11 +135,21 @@ class RNNLM:
         p, kind = self.params, self.config.input
         T, B = x.shape
         H = self.config.hidden
-        D, cache = inputs.drive(kind, p, x)  # (T, B, H)
+        in_mask = out_mask = None
+        if dropout:
+            in_dim = p["E"].shape[1] if kind == "embedding" else H
+            in_mask = _dropout_mask(rng, (T, B, in_dim), dropout, self.dtype)
+            out_mask = _dropout_mask(rng, (T * B, H), dropout, self.dtype)
+        D, cache = inputs.drive(kind, p, x, in_mask)  # (T, B, H)
         S, A = core.forward(D, p["W"], S0, self.act, keep)
+        S_out = S[1:].reshape(-1, H)  # (T*B, H): every position goes through the head at once
+        if out_mask is not None:
+            S_out = S_out * out_mask
         loss_sum, dS, dV, dc = heads.softmax_xent(
-            S[1:].reshape(-1, H), p["V"], p["c"], y.reshape(-1), scale=1.0 / (T * B)
+            S_out, p["V"], p["c"], y.reshape(-1), scale=1.0 / (T * B)
         )
+        if out_mask is not None:
+            dS *= out_mask
         dD, dW, _ = core.backward(dS.reshape(T, B, H), S, A, p["W"], self.act, truncate, keep)
         grads, _ = inputs.drive_backward(kind, p, x, cache, dD)
         grads.update(W=dW, V=dV, c=dc)

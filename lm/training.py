@@ -52,6 +52,7 @@ class TrainConfig:
     clip_norm: float | None = None  # None: DEFAULT_CLIP[optimizer]; 0 turns clipping off
     clip_value: float | None = None
     l2: float = 0.0
+    dropout: float = 0.0
     independent: bool = False
     seed: int = 0
     checkpoint_minutes: float = 10.0
@@ -97,6 +98,16 @@ class Interrupted(LMError):
     """Training was stopped by SIGINT/SIGTERM after saving a checkpoint."""
 
 
+def unigram_log_probs(stream: Array, n_vocab: int) -> Array:
+    """ln of add-0.1 smoothed unigram frequencies of the predicted tokens, (n_vocab,).
+
+    The output bias c starts here, so that the untrained model already predicts the unigram
+    distribution and training spends its first updates on context, not on word frequencies.
+    """
+    counts = np.bincount(stream[1:], minlength=n_vocab) + 0.1
+    return np.log(counts / counts.sum())
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 
@@ -134,6 +145,7 @@ class Trainer:
         self.carry: Array | None = None  # state carried between windows
         self._stop_signal: int | None = None
         self._last_checkpoint = time.monotonic()
+        self._stream: Array | None = None  # the encoded training file, when already read
 
     # --- set-up
 
@@ -149,10 +161,14 @@ class Trainer:
         require_trainable(net_act)
         rng = np.random.default_rng(tc.seed)
         net = RNNLM.create(mc, rng)
+        stream = encode_file(train_path, vocab)
+        net.params["c"][:] = unigram_log_probs(stream, vocab.size)
         state = Progress(lr=tc.lr, train_path=os.path.abspath(train_path),
                          valid_path=os.path.abspath(valid_path) if valid_path else None)
-        return cls(out, net, vocab, tc, vc, rng, state, optim.make(tc.optimizer, tc.lr, tc.l2),
-                   show_progress)
+        trainer = cls(out, net, vocab, tc, vc, rng, state,
+                      optim.make(tc.optimizer, tc.lr, tc.l2), show_progress)
+        trainer._stream = stream
+        return trainer
 
     @classmethod
     def resume(cls, out, show_progress=True) -> Trainer:
@@ -229,7 +245,8 @@ class Trainer:
 
     def run(self, log=print) -> dict:
         tc, train_path, valid_path = self.tc, self.state.train_path, self.state.valid_path
-        columns = batchify(encode_file(train_path, self.vocab), tc.batch_size)
+        stream = self._stream if self._stream is not None else encode_file(train_path, self.vocab)
+        columns = batchify(stream, tc.batch_size)
         if columns.shape[0] < 2:
             raise DataError(
                 f"{train_path}: too short for --batch-size {tc.batch_size} "
@@ -299,7 +316,8 @@ class Trainer:
     def _step(self, x: Array, y: Array, i: int) -> None:
         tc, st, net = self.tc, self.state, self.net
         keep = (x != EOS)[..., None].astype(net.dtype) if tc.independent else None
-        loss, grads, s_last = net.loss_and_grads(x, y, self.carry, tc.truncate, keep)
+        loss, grads, s_last = net.loss_and_grads(x, y, self.carry, tc.truncate, keep,
+                                                 tc.dropout, self.rng)
         norm = optim.global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             if tc.on_nan == "skip":

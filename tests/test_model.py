@@ -122,3 +122,22 @@ def test_step_by_step_equals_window():
     for t in range(5):
         s = net.step(x[t], s)
         np.testing.assert_allclose(s, S[t + 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+def test_gradient_with_dropout_masks(input):
+    """With the masks held fixed (same rng seed each call) dropout is a fixed linear map."""
+    rng = np.random.default_rng(5)
+    net = make_net(input)
+    T, B = 5, 2
+    x, y = rng.integers(0, N_VOCAB, (2, T, B))
+    S0 = np.zeros((B, net.config.hidden))
+
+    def run():
+        return net.loss_and_grads(x, y, S0, dropout=0.3, rng=np.random.default_rng(11))
+
+    _, grads, _ = run()
+    for name, P in net.params.items():
+        num = numeric_grad(lambda: run()[0] / (T * B), P)
+        err = np.abs(num - grads[name]).max() / max(1e-8, np.abs(num).max())
+        assert err < 1e-5, f"{name}: relative error {err:.2e} ({input}, dropout)"

@@ -53,6 +53,9 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--clip-value", type=click.FloatRange(min=0, min_open=True),
               help="Element-wise gradient clipping to [-v, v].")
 @click.option("--l2", type=click.FloatRange(min=0), default=TrainConfig.l2, show_default=True)
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True),
+              default=TrainConfig.dropout, show_default=True,
+              help="Dropout on the inputs and on the states fed to the softmax.")
 @click.option("--independent", is_flag=True,
               help="Reset the state at every sentence start (matches per-sentence scoring).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -66,7 +69,7 @@ POSITIVE = click.IntRange(min=1)
 @handle_errors
 def command(train_file, valid_file, out, resume, force, vocab_size, min_count, lowercase,
             input_kind, embed_dim, hidden, activation, alpha, batch_size, bptt, truncate,
-            optimizer, lr, epochs, min_improvement, clip_norm, clip_value, l2, independent,
+            optimizer, lr, epochs, min_improvement, clip_norm, clip_value, l2, dropout, independent,
             seed, checkpoint_minutes, max_minutes, on_nan, as_json, quiet):
     """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR."""
     def log(msg):
@@ -90,7 +93,7 @@ def command(train_file, valid_file, out, resume, force, vocab_size, min_count, l
         tc = TrainConfig(batch_size=batch_size, bptt=bptt, truncate=truncate,
                          optimizer=optimizer, lr=lr, epochs=epochs,
                          min_improvement=min_improvement, clip_norm=clip_norm,
-                         clip_value=clip_value, l2=l2, independent=independent, seed=seed,
+                         clip_value=clip_value, l2=l2, dropout=dropout, independent=independent, seed=seed,
                          checkpoint_minutes=checkpoint_minutes, max_minutes=max_minutes,
                          on_nan=on_nan)
         mc_args = dict(hidden=hidden, input=input_kind,
