@@ -22,11 +22,28 @@ zero state during training (``--independent``); gradients do not flow through a 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from lm.activations import Activation
 
 Array = np.ndarray
+_BLAS = ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread():
+    """Run the small per-step (B, H) x (H, H) products on one BLAS thread.
+
+    Threading them gains nothing even on an idle machine, and on a busy one BLAS threads that
+    wait for a descheduled partner at every time step made the recurrence about 100 times
+    slower (measured on 2 shared cores). The big products over all T*B positions, outside
+    the time loop, keep every thread. Entering and leaving costs about 3 microseconds.
+    """
+    with _BLAS.limit(limits=1, user_api="blas"):
+        yield
 
 
 def forward(
@@ -51,16 +68,18 @@ def forward(
     S = np.empty((T + 1, B, H), dtype=D.dtype)
     A = np.empty_like(D)
     S[0] = S0
-    for t in range(T):
-        np.matmul(S[t] if keep is None else S[t] * keep[t], W, out=A[t])
-        A[t] += D[t]
-        S[t + 1] = act(A[t])
+    with one_blas_thread():
+        for t in range(T):
+            np.matmul(S[t] if keep is None else S[t] * keep[t], W, out=A[t])
+            A[t] += D[t]
+            S[t + 1] = act(A[t])
     return S, A
 
 
 def step(d: Array, W: Array, s: Array, act: Activation) -> Array:
     """One step s' = f(d + s W) for scoring and generation. d, s: (B, H) -> (B, H)."""
-    return act(d + s @ W)
+    with one_blas_thread():
+        return act(d + s @ W)
 
 
 def backward(
@@ -107,11 +126,12 @@ def _full(dS: Array, F: Array, W: Array, keep: Array | None) -> tuple[Array, Arr
     T = dS.shape[0]
     dD = np.empty_like(dS)
     carry = np.zeros_like(dS[0])  # gradient reaching s_t through a_{t+1}
-    for t in range(T - 1, -1, -1):
-        np.multiply(dS[t] + carry, F[t], out=dD[t])
-        carry = dD[t] @ W.T
-        if keep is not None:
-            carry *= keep[t]
+    with one_blas_thread():
+        for t in range(T - 1, -1, -1):
+            np.multiply(dS[t] + carry, F[t], out=dD[t])
+            carry = dD[t] @ W.T
+            if keep is not None:
+                carry *= keep[t]
     return dD, carry
 
 

@@ -106,8 +106,9 @@ class Vocab:
             oov = (ids == BOS) | (ids == EOS)  # a typed boundary token is not a word we know
             ids[oov] = UNK
             unknown = np.flatnonzero(ids == UNK)
+            offsets = enc.offsets if len(unknown) else None  # each access rebuilds the list
             for j in unknown:  # only a literal "<unk>" is in the vocabulary
-                a, b = enc.offsets[j]
+                a, b = offsets[j]
                 word = line[a:b].lower() if self._lowercase else line[a:b]
                 oov[j] = word != "<unk>"
             ids_out.append(ids)

@@ -21,7 +21,7 @@ def main(debug: bool) -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("cosine", "plot", "train", "score", "generate", "corpus", "demo"):
+    for name in ("cosine", "plot", "train", "score", "perplexity", "generate", "corpus", "demo"):
         try:
             module = importlib.import_module(f"lm.cli.{name}")
         except ModuleNotFoundError as e:  # a command module not written yet

@@ -1,0 +1,72 @@
+"""``lm perplexity MODEL_DIR FILE``: the corpus perplexity only (see lm.scoring.CorpusPerplexity).
+
+Text output (stdout): SRILM's two summary lines, then KenLM's perplexity excluding OOVs and
+the cross-entropy. ``--json``: one object with every field of CorpusPerplexity (undefined
+ratios, e.g. for an empty file, are null).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+import lm
+from lm import scoring
+from lm.cli.common import handle_errors
+from lm.cli.score import finite_or_none, srilm_number, summary
+
+
+@click.command("perplexity")
+@click.argument("model_dir")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.option(
+    "--bos/--no-bos",
+    default=True,
+    show_default=True,
+    help="Start each sentence from the sentence-start state (else the zero state).",
+)
+@click.option(
+    "--eos/--no-eos",
+    default=True,
+    show_default=True,
+    help="Include the end-of-sentence </s> terms.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=scoring.BATCH_SIZE,
+    show_default=True,
+    help="Sentences scored side by side.",
+)
+@click.option(
+    "--errors",
+    type=click.Choice(["strict", "replace"]),
+    default="strict",
+    show_default=True,
+    help="Non-UTF-8 input: stop with an error, or use U+FFFD.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@handle_errors
+def command(model_dir, file, as_json, bos, eos, batch_size, errors, quiet):
+    """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin)."""
+    model = lm.load(model_dir)
+    r = scoring.corpus_perplexity(
+        model, file, bos=bos, eos=eos, batch_size=batch_size, progress=not quiet, errors=errors
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    k: finite_or_none(v) if isinstance(v, float) else v
+                    for k, v in r.to_dict().items()
+                }
+            )
+        )
+        return
+    click.echo(summary(file, r))
+    click.echo(
+        f"ppl excluding OOVs= {srilm_number(r.ppl_excluding_oovs)}, "
+        f"cross-entropy= {srilm_number(r.bits_per_token)} bits per token"
+    )

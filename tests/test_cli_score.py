@@ -1,0 +1,356 @@
+"""``lm score`` and ``lm perplexity`` through click's CliRunner (stdout and stderr checked
+apart), bad model directories and input, and one real shell pipe into ``head``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from lmfixtures import make_model, save_model_dir
+
+import lm
+from lm import scoring
+from lm.cli import main
+from lm.tokenizer import Vocab
+
+LINES = [
+    "the cat sat on the mat",
+    "",
+    "a zebra saw the dog",
+    "the cat",
+    "yak yak yak",
+    "the dog saw the cat on the mat and the log",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_model_dir(tmp_path_factory.mktemp("model"), make_model(input="embedding"))
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return lm.load(model_dir)
+
+
+@pytest.fixture
+def text(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("\n".join(LINES) + "\n")
+    return str(path)
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def rows(stdout: str) -> list[list[str]]:
+    return [line.split("\t") for line in stdout.splitlines()]
+
+
+# ----- lm score -----
+
+
+def test_score_prints_one_line_per_input_line_in_order(model_dir, model, text):
+    result = run("score", model_dir, text, "--batch-size", 2)
+    assert result.exit_code == 0, result.stderr
+    got = rows(result.stdout)
+    assert [r[-1] for r in got] == LINES
+    for r, line in zip(got, LINES):
+        s = next(scoring.score_lines(model, [line]))
+        assert float(r[0]) == pytest.approx(model.score(line), abs=2e-6)
+        assert (int(r[1]), int(r[2])) == (s.tokens, s.oovs)
+        assert float(r[3]) == pytest.approx(model.perplexity(line), rel=1e-5)
+    assert got[1][:3] == [got[1][0], "1", "0"]  # an empty line scores </s> alone
+
+
+def test_score_json_equals_the_api(model_dir, model, text):
+    result = run("score", model_dir, text, "--json", "--per-token")
+    assert result.exit_code == 0, result.stderr
+    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["sentence"] for o in objs] == LINES
+    for o, s in zip(objs, scoring.score_lines(model, LINES)):
+        assert o["log10prob"] == pytest.approx(s.log10prob, abs=1e-12)
+        assert (o["tokens"], o["oovs"]) == (s.tokens, s.oovs)
+        assert o["ppl"] == pytest.approx(s.ppl, rel=1e-12)
+        assert [t["token"] for t in o["per_token"]] == s.token_texts(model.vocab)
+        assert [t["oov"] for t in o["per_token"]] == s.oov.tolist()
+        assert [t["log10prob"] for t in o["per_token"]] == pytest.approx(s.log10probs.tolist())
+        assert math.fsum(t["log10prob"] for t in o["per_token"]) == pytest.approx(o["log10prob"])
+
+
+def test_score_per_token_fields_like_kenlm_query(model_dir, model):
+    result = run("score", model_dir, "-", "--per-token", input="the zebra\n")
+    assert result.exit_code == 0, result.stderr
+    (row,) = rows(result.stdout)
+    assert row[-1] == "the zebra"
+    tokens = row[4:-1]
+    assert [t.split(" ")[0] for t in tokens] == [
+        f"the={model.vocab.encode('the')[0][0]}",
+        "zebra=0",
+        "</s>=2",
+    ]
+    lps = [lp for lp, _, _ in model.full_scores("the zebra")]
+    assert [float(t.split(" ")[1]) for t in tokens] == pytest.approx(lps, abs=2e-6)
+
+
+@pytest.mark.parametrize(
+    "flags, bos, eos",
+    [
+        (["--no-bos"], False, True),
+        (["--no-eos"], True, False),
+        (["--no-bos", "--no-eos"], False, False),
+    ],
+)
+def test_score_bos_eos_flags(model_dir, model, flags, bos, eos):
+    result = run("score", model_dir, "--json", *flags, input="the cat sat\n\n")
+    assert result.exit_code == 0, result.stderr
+    first, empty = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["log10prob"] == pytest.approx(
+        model.score("the cat sat", bos=bos, eos=eos), abs=1e-6
+    )
+    assert first["tokens"] == 3 + eos
+    assert empty["tokens"] == int(eos)
+    assert (empty["ppl"] is None) == (not eos)  # nothing scored: ppl undefined, null
+
+
+def test_score_reads_stdin_when_file_is_absent(model_dir, text):
+    with open(text) as f:
+        stdin = f.read()
+    from_stdin = run("score", model_dir, input=stdin)
+    from_file = run("score", model_dir, text)
+    assert from_stdin.exit_code == 0
+    assert from_stdin.stdout == from_file.stdout
+    assert from_stdin.stderr.startswith("file -: ")
+
+
+def test_score_summary_on_stderr_like_srilm(model_dir, model, text):
+    result = run("score", model_dir, text)
+    r = lm.perplexity(model, LINES)
+    head, tail = result.stderr.splitlines()
+    assert head == f"file {text}: {r.sentences} sentences, {r.words} words, {r.oovs} OOVs"
+    assert tail.startswith("0 zeroprobs, logprob= ")
+    fields = tail.split()
+    assert float(fields[3]) == pytest.approx(r.log10prob, rel=1e-5)
+    assert float(fields[5]) == pytest.approx(r.ppl, rel=1e-5)
+    assert float(fields[7]) == pytest.approx(r.ppl1, rel=1e-5)
+    assert "sentences" not in result.stdout
+    quiet = run("score", model_dir, text, "--quiet")
+    assert quiet.stderr == "" and quiet.stdout == result.stdout
+
+
+def test_score_empty_file(model_dir, tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    result = run("score", model_dir, path)
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "0 sentences, 0 words, 0 OOVs" in result.stderr
+    assert "ppl= undefined ppl1= undefined" in result.stderr
+
+
+def test_crlf_and_missing_final_newline(model_dir, tmp_path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"the cat\r\n\r\na dog")
+    result = run("score", model_dir, path, "--json")
+    assert result.exit_code == 0
+    assert [json.loads(line)["sentence"] for line in result.stdout.splitlines()] == [
+        "the cat",
+        "",
+        "a dog",
+    ]
+
+
+def test_not_utf8_strict_names_the_line(model_dir, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"the cat\na dog\nthe caf\xe9 sat\nthe mat\n")
+    result = run("score", model_dir, path)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"lm: error: {path}:3: not valid UTF-8")
+    assert [r[-1] for r in rows(result.stdout)] == ["the cat", "a dog"]  # the lines before it
+
+
+def test_not_utf8_replace_scores_replacement_characters(model_dir, model, tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"the caf\xe9 sat\n")
+    result = run("score", model_dir, path, "--errors", "replace", "--json")
+    assert result.exit_code == 0, result.stderr
+    (obj,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert obj["sentence"] == "the caf\ufffd sat"
+    assert obj["oovs"] == 1
+    assert obj["log10prob"] == pytest.approx(model.score("the caf\ufffd sat"), abs=1e-6)
+
+
+def test_bad_options_are_usage_errors(model_dir, text):
+    assert run("score", model_dir, text, "--batch-size", 0).exit_code == 2
+    assert run("score", model_dir, text, "--errors", "ignore").exit_code == 2
+
+
+def test_missing_input_file(model_dir, tmp_path):
+    result = run("score", model_dir, tmp_path / "nope.txt")
+    assert result.exit_code == 1
+    assert result.stderr == f"lm: error: {tmp_path / 'nope.txt'}: no such file\n"
+
+
+# ----- lm perplexity -----
+
+
+def test_perplexity_json_equals_the_api(model_dir, model, text):
+    result = run("perplexity", model_dir, text, "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    obj = json.loads(result.stdout)
+    r = lm.perplexity(model, text, progress=False)
+    for key in (
+        "ppl",
+        "ppl1",
+        "log10prob",
+        "sentences",
+        "words",
+        "oovs",
+        "tokens",
+        "ppl_excluding_oovs",
+        "bits_per_token",
+    ):
+        assert obj[key] == pytest.approx(getattr(r, key), rel=1e-12), key
+    assert result.stderr == ""
+
+
+def test_perplexity_text(model_dir, model, text):
+    result = run("perplexity", model_dir, text, "--quiet")
+    assert result.exit_code == 0
+    r = lm.perplexity(model, text, progress=False)
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs"
+    assert f"ppl= {r.ppl:.6g} ppl1= {r.ppl1:.6g}" in lines[1]
+    assert lines[2].startswith(f"ppl excluding OOVs= {r.ppl_excluding_oovs:.6g}")
+
+
+def test_perplexity_empty_file_is_null(model_dir, tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    obj = json.loads(run("perplexity", model_dir, path, "--json", "--quiet").stdout)
+    assert (obj["sentences"], obj["words"], obj["ppl"], obj["ppl1"]) == (0, 0, None, None)
+
+
+# ----- bad model directories -----
+
+
+def _break(directory, how: str) -> str:
+    """The file that ``how`` breaks in a copy of a good model directory."""
+    weights = os.path.join(directory, "weights.npz")
+    config = os.path.join(directory, "config.json")
+    tokenizer = os.path.join(directory, "tokenizer.json")
+    if how.startswith("missing "):
+        path = os.path.join(directory, how.split()[1])
+        os.remove(path)
+        return path
+    if how == "truncated weights":
+        with open(weights, "rb") as f:
+            raw = f.read()
+        with open(weights, "wb") as f:
+            f.write(raw[: len(raw) // 2])
+        return weights
+    if how == "tampered weights":
+        with open(weights, "rb") as f:
+            raw = bytearray(f.read())
+        mid = len(raw) // 3
+        raw[mid : mid + 16] = bytes(b ^ 0xFF for b in raw[mid : mid + 16])
+        with open(weights, "wb") as f:
+            f.write(raw)
+        return weights
+    if how == "nan weights":
+        with np.load(weights) as z:
+            arrays = dict(z)
+        arrays["W"][0, 0] = np.nan
+        np.savez(weights, **arrays)
+        return weights
+    if how == "shapes disagree with config":
+        with open(config) as f:
+            cfg = json.load(f)
+        cfg["model"]["hidden"] += 1
+        with open(config, "w") as f:
+            json.dump(cfg, f)
+        return weights
+    if how == "tokenizer size disagrees":
+        Vocab.build(["only three words"]).save(tokenizer)
+        return tokenizer
+    if how == "unsupported format version":
+        with open(config) as f:
+            cfg = json.load(f)
+        cfg["format_version"] = 99
+        with open(config, "w") as f:
+            json.dump(cfg, f)
+        return config
+    raise ValueError(how)
+
+
+BREAKAGES = [
+    "missing weights.npz",
+    "missing config.json",
+    "missing tokenizer.json",
+    "truncated weights",
+    "tampered weights",
+    "nan weights",
+    "shapes disagree with config",
+    "tokenizer size disagrees",
+    "unsupported format version",
+]
+
+
+@pytest.mark.parametrize("command", ["score", "perplexity"])
+@pytest.mark.parametrize("how", BREAKAGES)
+def test_bad_model_directory_is_a_one_line_error(model_dir, tmp_path, text, command, how):
+    broken = str(tmp_path / "broken")
+    shutil.copytree(model_dir, broken)
+    path = _break(broken, how)
+    result = run(command, broken, text)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"lm: error: {path}: "), line
+
+
+@pytest.mark.parametrize("command", ["score", "perplexity"])
+def test_missing_model_directory(tmp_path, text, command):
+    result = run(command, tmp_path / "no_model", text)
+    assert result.exit_code == 1
+    assert result.stderr == f"lm: error: {tmp_path / 'no_model'}: no such model directory\n"
+
+
+# ----- a real pipe -----
+
+
+def test_pipe_into_head_exits_cleanly(model_dir, tmp_path):
+    lm_exe = shutil.which("lm", path=os.path.dirname(sys.executable)) or shutil.which("lm")
+    if lm_exe is None:
+        pytest.skip("the lm console script is not installed")
+    words = ["the", "cat", "sat", "on", "mat", "dog", "zebra"]
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.txt"
+    path.write_text(
+        "".join(
+            " ".join(rng.choice(words, size=n)) + "\n" for n in rng.integers(1, 15, size=20_000)
+        )
+    )
+    script = (
+        f'"{lm_exe}" score "{model_dir}" "{path}" 2> "{tmp_path}/err" | head -1; '
+        'echo "lm exit status ${PIPESTATUS[0]}"'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script], check=False, capture_output=True, text=True, timeout=300
+    )
+    out = proc.stdout.splitlines()
+    err = (tmp_path / "err").read_text()
+    assert len(out) == 2 and len(out[0].split("\t")) == 5, proc.stdout
+    assert out[1] == "lm exit status 0", err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "20000 sentences" not in err  # lm was stopped by the closed pipe, not done
