@@ -14,6 +14,7 @@ the sentence-start input (``bos=True``): training and scoring mean the same thin
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,13 +27,17 @@ _LINES_PER_BATCH = 8192
 
 
 def read_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[str]:
-    """Lines of a UTF-8 text file without their line endings (LF or CRLF), streamed.
+    """Lines of a UTF-8 text file (stdin for "-") without their line endings (LF or CRLF),
+    streamed.
 
     Raises DataError naming the file (and line) when it is missing, a directory, unreadable
     or, with ``errors="strict"``, not valid UTF-8. ``errors="replace"`` substitutes U+FFFD.
     """
     path = os.fspath(path)
-    if path != "-" and os.path.isdir(path):
+    if path == "-":
+        yield from decode_lines(sys.stdin.buffer, "<stdin>", errors)
+        return
+    if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not a text file")
     try:
         f = open(path, "rb")

@@ -46,7 +46,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -249,7 +248,7 @@ def score_lines(model: LanguageModel, lines: Iterable[str], **options) -> Iterat
     """``SentenceScore`` for every line, in input order, streamed (options of score_chunks).
 
     Good: ``score_lines(model, ["the cat sat", "a dog"])``,
-    ``score_lines(model, open_lines("test.txt"))``.
+    ``score_lines(model, data.read_lines("test.txt"))``.
     Bad: ``score_lines(model, "the cat sat")`` (one str is not a list of sentences:
     TypeError).
     """
@@ -391,7 +390,7 @@ def corpus_perplexity(
     totals = CorpusTotals()
     if isinstance(lines_or_path, (str, os.PathLike)):
         path = os.fspath(lines_or_path)
-        lines = open_lines(path, errors)
+        lines = data.read_lines(path, errors)
         size = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
         bar = tqdm(
             total=size,
@@ -411,13 +410,6 @@ def corpus_perplexity(
             if not bar.disable:  # bytes read, approximately (line endings count as one)
                 bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
     return totals.result()
-
-
-def open_lines(path: str, errors: str = "strict") -> Iterator[str]:
-    """Lines of a UTF-8 file (``lm.data.read_lines``), or of stdin when path is "-"."""
-    if path == "-":
-        return data.decode_lines(sys.stdin.buffer, "<stdin>", errors)
-    return data.read_lines(path, errors)
 
 
 def _perplexity(log10prob: float, n: int) -> float:

@@ -20,7 +20,7 @@ import sys
 import click
 
 import lm
-from lm import scoring
+from lm import data, scoring
 from lm.cli.common import handle_errors
 
 
@@ -57,7 +57,7 @@ from lm.cli.common import handle_errors
 def command(model_dir, file, per_token, as_json, bos, eos, batch_size, errors, quiet):
     """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR."""
     model = lm.load(model_dir)
-    lines = scoring.open_lines(file, errors)
+    lines = data.read_lines(file, errors)
     # a person typing gets each line's score at once; otherwise a few batches at a time
     chunk = 1 if file == "-" and sys.stdin.isatty() else 4 * batch_size
     totals = scoring.CorpusTotals()
