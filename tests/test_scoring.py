@@ -238,7 +238,7 @@ def test_lines_before_a_bad_line_are_scored_first(tmp_path):
     path.write_bytes(b"the cat\na dog\nthe \xff mat\nsat\n")
     got = []
     with pytest.raises(DataError, match=r"bad\.txt:3: not valid UTF-8"):
-        for s in scoring.score_lines(MODELS["onehot"], scoring.open_lines(str(path))):
+        for s in scoring.score_lines(MODELS["onehot"], data.read_lines(str(path))):
             got.append(s.sentence)
     assert got == ["the cat", "a dog"]
 
