@@ -8,7 +8,8 @@ The softmax head works on all N = T*B positions of a window at once: one product
 logits, one for dV, one for dS. The gradient dL/dz = p - y is never formed as a matrix of its
 own: with p = exp(z - m) / sum_exp, the 1 / sum_exp factor is moved onto the small (N, H)
 side of each product, so the (N, n_vocab) array is touched by as few elementwise passes as
-possible (bias, max, subtract, exp, row sums), and those passes run on two threads.
+possible (bias, max, subtract, exp, row sums), and those passes run on two threads. The
+one-hot targets are subtracted in place at N positions, so no scatter is needed.
 """
 
 from __future__ import annotations
@@ -72,19 +73,19 @@ def softmax_xent(
     loss_sum : float, sum_i -log p_i[targets_i] (natural log, not scaled).
     dS : (N, H), dV : (H, n_vocab), dc : (n_vocab,) gradients of the scaled loss.
     """
-    N, H = S.shape
+    N = S.shape[0]
     Z = S @ V  # (N, n_vocab) logits without bias
     m, sum_exp, z_t = _exp_all(Z, c, targets)  # Z now holds exp(z - m)
     loss_sum = float(np.sum(np.log(sum_exp.astype(np.float64)) - z_t))
-    # dL/dz = scale * (Z / sum_exp - onehot(targets)); 1/sum_exp goes on the (N, H) side.
+    # dL/dz = scale * (Z / sum_exp - onehot(targets)) = r * (Z - sum_exp * onehot(targets))
+    # with r = scale / sum_exp: subtract sum_exp at each target (N elements), and put the
+    # factor r on the (N, H) side of each product, never on the (N, n_vocab) array.
+    Z[np.arange(N), targets] -= sum_exp
     r = (scale / sum_exp).astype(S.dtype)  # (N,)
     dV = (S * r[:, None]).T @ Z  # (H, n_vocab)
-    np.subtract.at(dV.T, targets, scale * S)
     dc = r @ Z
-    np.subtract.at(dc, targets, S.dtype.type(scale))
     dS = Z @ V.T  # (N, H)
     dS *= r[:, None]
-    dS -= scale * V.T[targets]
     return loss_sum, dS, dV, dc
 
 

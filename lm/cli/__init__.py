@@ -7,6 +7,7 @@ import os
 import click
 
 from lm import __version__
+from lm.cli.common import keep_freed_memory
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +17,7 @@ def main(debug: bool) -> None:
     """Word-level RNN language models: train, score, generate, and the cosine experiment."""
     if debug:
         os.environ["LM_DEBUG"] = "1"
+    keep_freed_memory()
 
 
 def _register() -> None:
