@@ -9,25 +9,32 @@
                         position, random state), one file so that it is replaced atomically
 
 Every file is written to a temporary file in DIR and renamed over the old one, so a crash or
-``kill -9`` at any moment leaves either the old or the new file, never half of one.
+``kill -9`` at any moment leaves either the old or the new file, never half of one. A process
+killed between the two steps leaves its temporary file (``.tmp-XXXXXXXX-NAME``) behind; loading
+never reads such files, and ``remove_temp_files`` deletes them (training does, when it starts).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
+import re
 import tempfile
 import zipfile
 from contextlib import contextmanager
 
 import numpy as np
 
+from lm import activations
 from lm.errors import ModelFileError
 from lm.model import ModelConfig, RNNLM
 from lm.tokenizer import Vocab
 
 FORMAT_VERSION = 1
 Array = np.ndarray
+_TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}-.+")  # what atomic_write's mkstemp call creates
 
 
 @contextmanager
@@ -65,10 +72,12 @@ def save_arrays(path, arrays: dict[str, Array]) -> None:
 def load_arrays(path) -> dict[str, Array]:
     """Arrays of an .npz file, refusing pickled (object) arrays; errors name the file."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: missing")
+    _require_file(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise ModelFileError(f"{path}: one .npy array, not an .npz archive of named arrays")
+        with z:
             return {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
@@ -76,6 +85,28 @@ def load_arrays(path) -> dict[str, Array]:
         raise ModelFileError(f"{path}: unreadable ({e})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
         raise ModelFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e})") from None
+
+
+def _require_file(path: str, hint: str = "") -> None:
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a directory, not a file")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{path}: missing{hint}")
+
+
+def remove_temp_files(directory) -> list[str]:
+    """Delete the temporary files that ``atomic_write`` leaves in ``directory`` when its
+    process is killed before renaming them; return their paths. Only call it when no other
+    process may be saving into ``directory`` (one training run owns its model directory)."""
+    removed = []
+    for entry in os.scandir(directory):
+        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+            except FileNotFoundError:
+                pass
+    return removed
 
 
 def save_model(directory, net: RNNLM, vocab: Vocab, training: dict | None = None) -> None:
@@ -96,16 +127,18 @@ def save_model(directory, net: RNNLM, vocab: Vocab, training: dict | None = None
 
 def read_config(directory) -> dict:
     path = os.path.join(directory, "config.json")
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: missing (is {directory} a model directory?)")
+    _require_file(path, f" (is {directory} a model directory?)")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(config, dict) or "format_version" not in config:
         raise ModelFileError(f"{path}: no format_version (not an lm model config)")
-    if config["format_version"] != FORMAT_VERSION:
+    version = config["format_version"]
+    if not _is_int(version) or version != FORMAT_VERSION:  # 1.0 or true are not version 1
         raise ModelFileError(
             f"{path}: format version {config['format_version']!r} is not supported "
             f"(this lm reads version {FORMAT_VERSION})"
@@ -118,9 +151,33 @@ def model_config(config: dict, path: str) -> ModelConfig:
         mc = ModelConfig(**config["model"])
     except (KeyError, TypeError) as e:
         raise ModelFileError(f"{path}: bad 'model' section ({e})") from None
+    problem = _model_problem(mc)
+    if problem:
+        raise ModelFileError(f"{path}: bad 'model' section ({problem})")
     if mc.n_vocab != config.get("n_vocab"):
         raise ModelFileError(f"{path}: model.n_vocab {mc.n_vocab} != n_vocab {config.get('n_vocab')}")
     return mc
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _model_problem(mc: ModelConfig) -> str | None:
+    """Why ``mc`` cannot describe a network (a value of the wrong type or out of range)."""
+    for name in ("n_vocab", "hidden"):
+        if not (_is_int(getattr(mc, name)) and getattr(mc, name) >= 1):
+            return f"{name} must be an integer >= 1, got {getattr(mc, name)!r}"
+    if mc.input not in ("onehot", "embedding"):
+        return f"input must be 'onehot' or 'embedding', got {mc.input!r}"
+    if mc.input == "embedding" and not (_is_int(mc.embed_dim) and mc.embed_dim >= 1):
+        return f"embed_dim must be an integer >= 1, got {mc.embed_dim!r}"
+    if mc.activation not in activations.NAMES:
+        return f"activation must be one of {', '.join(activations.NAMES)}, got {mc.activation!r}"
+    if not (isinstance(mc.alpha, numbers.Real) and not isinstance(mc.alpha, bool)
+            and math.isfinite(mc.alpha)):
+        return f"alpha must be a finite number, got {mc.alpha!r}"
+    return None
 
 
 def validate_params(params: dict[str, Array], mc: ModelConfig, path: str) -> None:
@@ -147,13 +204,13 @@ def load_model(directory) -> tuple[RNNLM, Vocab, dict]:
     """Read and validate a model directory: (network, vocabulary, config dict)."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
-        raise ModelFileError(f"{directory}: no such model directory")
+        problem = "not a directory" if os.path.exists(directory) else "no such model directory"
+        raise ModelFileError(f"{directory}: {problem}")
     config = read_config(directory)
     config_path = os.path.join(directory, "config.json")
     mc = model_config(config, config_path)
     tok_path = os.path.join(directory, "tokenizer.json")
-    if not os.path.isfile(tok_path):
-        raise ModelFileError(f"{tok_path}: missing")
+    _require_file(tok_path)
     vocab = Vocab.load(tok_path)
     if vocab.size != mc.n_vocab:
         raise ModelFileError(
@@ -180,5 +237,6 @@ def is_model_dir(directory) -> bool:
 
 __all__ = [
     "atomic_write", "save_json", "save_arrays", "load_arrays", "save_model", "load_model",
-    "read_config", "pack_json", "unpack_json", "validate_params", "FORMAT_VERSION",
+    "read_config", "pack_json", "unpack_json", "validate_params", "remove_temp_files",
+    "FORMAT_VERSION",
 ]

@@ -30,13 +30,17 @@ def read_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[str]
     """Lines of a UTF-8 text file (stdin for "-") without their line endings (LF or CRLF),
     streamed.
 
-    Raises DataError naming the file (and line) when it is missing, a directory, unreadable
-    or, with ``errors="strict"``, not valid UTF-8. ``errors="replace"`` substitutes U+FFFD.
+    Raises DataError naming the file (and line) when it is missing, a directory, unreadable,
+    closed (stdin) or, with ``errors="strict"``, not valid UTF-8. ``errors="replace"``
+    substitutes U+FFFD. The file is opened by this call, so a file that cannot be read fails
+    here, before a caller starts a progress bar or prints anything; a line that is not UTF-8
+    fails when it is reached.
     """
     path = os.fspath(path)
     if path == "-":
-        yield from decode_lines(sys.stdin.buffer, "<stdin>", errors)
-        return
+        if sys.stdin is None:  # started with file descriptor 0 closed
+            raise DataError("<stdin>: closed (no standard input to read)")
+        return decode_lines(sys.stdin.buffer, "<stdin>", errors)
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not a text file")
     try:
@@ -45,8 +49,12 @@ def read_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[str]
         raise DataError(f"{path}: no such file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    return _closing(f, decode_lines(f, path, errors))
+
+
+def _closing(f, lines: Iterator[str]) -> Iterator[str]:
     with f:
-        yield from decode_lines(f, path, errors)
+        yield from lines
 
 
 def decode_lines(f, name: str, errors: str = "strict") -> Iterator[str]:
@@ -125,8 +133,10 @@ def sentence_columns(stream: Array, B: int) -> tuple[Array, Array]:
     starts = np.flatnonzero(stream[:-1] == EOS)  # every position where a sentence opens
     n_pred = len(stream) - 1
     B = max(1, min(B, len(starts)))
-    # column j starts at the first sentence start at or after j * n_pred / B
-    cuts = np.unique(starts[np.searchsorted(starts, np.arange(B) * n_pred / B)])
+    # column j starts at the first sentence start at or after j * n_pred / B (or at the last
+    # start, when the last sentence is longer than n_pred / B and no start lies beyond)
+    at = np.searchsorted(starts, np.arange(B) * n_pred / B)
+    cuts = np.unique(starts[np.minimum(at, len(starts) - 1)])
     bounds = np.append(cuts, n_pred)
     lengths = np.diff(bounds)  # predictions per column
     N = int(lengths.max()) + 1

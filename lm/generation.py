@@ -39,6 +39,7 @@ from lm.tokenizer import BOS, EOS, UNK
 
 Array = np.ndarray
 LOG10 = math.log(10.0)
+_PROMPT_WINDOW = 1024  # prompt words fed per forward pass: memory bounded by this, not the prompt
 _TOP_P_TOL = 1e-9  # mass within this of p counts as reaching p (cumsum rounding)
 
 
@@ -179,9 +180,15 @@ def encode_prompt(vocab, prompt: str) -> list[int]:
 
 
 def prompt_state(net, prompt_ids: list[int]) -> Array:
-    """The state after ``</s>`` (sentence start) and the prompt, from zero: (1, H)."""
+    """The state after ``</s>`` (sentence start) and the prompt, from zero: (1, H).
+
+    Fed ``_PROMPT_WINDOW`` steps at a time, carrying the state, so that a very long prompt
+    needs (window, 1, H) states in memory, not (T, 1, H)."""
     x = np.array([EOS] + prompt_ids, dtype=np.int32)[:, None]  # (T, 1)
-    return net.states(x, net.zero_state(1))[-1]
+    s = net.zero_state(1)
+    for lo in range(0, len(x), _PROMPT_WINDOW):
+        s = net.states(x[lo : lo + _PROMPT_WINDOW], s)[-1]
+    return s
 
 
 # ----- sampling and greedy decoding -----

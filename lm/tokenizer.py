@@ -7,11 +7,20 @@ A literal ``<unk>`` in text (as in Penn Treebank files) is the unknown token: it
 is scored as an ordinary vocabulary word, not flagged as out-of-vocabulary. A literal ``<s>`` or
 ``</s>`` typed inside a sentence is not a boundary: it is mapped to ``<unk>`` and flagged OOV,
 like any other word outside the vocabulary.
+
+A Python str may hold lone surrogates (U+D800..U+DFFF), which no UTF-8 text can: they come
+from decoding with ``errors="surrogateescape"``, e.g. a command-line argument that is not
+UTF-8. Each one is read as U+FFFD, the replacement character, as ``--errors replace`` reads an
+undecodable byte: a word holding one is scored as an out-of-vocabulary word, never an error.
+
+    vocab.encode("the ca\\udcff")   # ids [id of "the", 0], oov [False, True]
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -23,6 +32,7 @@ from lm.errors import ModelFileError
 
 UNK, BOS, EOS = 0, 1, 2
 SPECIALS = ("<unk>", "<s>", "</s>")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _empty_tokenizer(vocab: dict[str, int], lowercase: bool) -> Tokenizer:
@@ -82,12 +92,16 @@ class Vocab:
         vocab = tok.get_vocab()
         if any(vocab.get(w) != i for i, w in enumerate(SPECIALS)):
             raise ModelFileError(f"{path}: special tokens must be <unk>=0, <s>=1, </s>=2")
+        problem = _spec_problem(json.loads(tok.to_str()))
+        if problem:
+            raise ModelFileError(f"{path}: {problem} (not a tokenizer written by lm)")
         return cls(tok)
 
     # ----- use -----
 
     def split(self, line: str) -> list[str]:
         """The words of a line as the tokenizer sees them (after normalisation)."""
+        line = replace_surrogates(line)
         if self._lowercase:
             line = self.tokenizer.normalizer.normalize_str(line)
         return [w for w, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(line)]
@@ -100,7 +114,11 @@ class Vocab:
     def encode_batch(self, lines: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """``encode`` for many lines at once (the tokenizer runs them in parallel)."""
         ids_out, oov_out = [], []
-        encodings = self.tokenizer.encode_batch(lines, add_special_tokens=False)
+        try:
+            encodings = self.tokenizer.encode_batch(lines, add_special_tokens=False)
+        except TypeError:  # what tokenizers raises for a str holding lone surrogates
+            lines = [replace_surrogates(line) for line in lines]  # same lengths: offsets hold
+            encodings = self.tokenizer.encode_batch(lines, add_special_tokens=False)
         for line, enc in zip(lines, encodings):
             ids = np.asarray(enc.ids, dtype=np.int32)
             oov = (ids == BOS) | (ids == EOS)  # a typed boundary token is not a word we know
@@ -125,10 +143,34 @@ def count_words(lines: Iterable[str], lowercase: bool = False) -> Counter:
     tok = _empty_tokenizer({"<unk>": 0}, lowercase)
     counts: Counter = Counter()
     for line in lines:
+        line = replace_surrogates(line)
         if lowercase:
             line = tok.normalizer.normalize_str(line)
         counts.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(line))
     return counts
+
+
+def replace_surrogates(line: str) -> str:
+    """``line`` with every lone surrogate replaced by U+FFFD (one code point for one, so
+    offsets into the result are offsets into ``line``)."""
+    return _SURROGATE.sub("\ufffd", line)
+
+
+def _spec_problem(spec: dict) -> str | None:
+    """What makes a parsed tokenizer.json other than the WordLevel, whitespace-split,
+    optionally lowercasing vocabulary with ids 0..n-1 that ``Vocab.build`` writes, or None."""
+    model = spec.get("model") or {}
+    if model.get("type") != "WordLevel" or model.get("unk_token") != "<unk>":
+        return "model must be WordLevel with unk_token <unk>"
+    if spec.get("pre_tokenizer") != {"type": "WhitespaceSplit"}:
+        return "pre_tokenizer must be WhitespaceSplit"
+    if spec.get("normalizer") not in (None, {"type": "Lowercase"}):
+        return "normalizer must be none or Lowercase"
+    if spec.get("added_tokens"):
+        return "added_tokens must be empty"
+    if sorted(model.get("vocab", {}).values()) != list(range(len(model.get("vocab", {})))):
+        return "word ids must be 0..n-1, each used once"
+    return None
 
 
 def _first_line(e: Exception) -> str:

@@ -34,7 +34,7 @@ from lm.tokenizer import EOS, Vocab
 
 Array = np.ndarray
 
-DEFAULT_LR = {"sgd": 1.0, "adam": 2e-3}
+DEFAULT_LR = {"sgd": 1.0, "adam": 5e-3}
 DEFAULT_CLIP = {"sgd": 0.25, "adam": 1.0}
 
 
@@ -52,7 +52,7 @@ class TrainConfig:
     clip_norm: float | None = None  # None: DEFAULT_CLIP[optimizer]; 0 turns clipping off
     clip_value: float | None = None
     l2: float = 0.0
-    dropout: float = 0.0
+    dropout: float = 0.5
     independent: bool = False
     seed: int = 0
     checkpoint_minutes: float = 10.0
@@ -175,21 +175,21 @@ class Trainer:
         net, vocab, config = checkpoint.load_model(out)
         path = os.path.join(out, "resume.npz")
         arrays = checkpoint.load_arrays(path)
+        best = net.params
+        current = {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}
+        checkpoint.validate_params(current, net.config, path)
         try:
             meta = checkpoint.unpack_json(arrays.pop("meta"))
             tc = TrainConfig(**meta["train_config"])
             vc = VocabConfig(**meta["vocab_config"])
             state = Progress(**meta["progress"])
+            opt = optim.make(tc.optimizer, state.lr, tc.l2)
+            opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
+            rng = np.random.default_rng()
+            rng.bit_generator.state = meta["rng"]
         except (KeyError, TypeError, ValueError) as e:
             raise LMError(f"{path}: not a valid training checkpoint ({e})") from None
-        best = net.params
-        current = {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}
-        checkpoint.validate_params(current, net.config, path)
         net = RNNLM(net.config, current)
-        opt = optim.make(tc.optimizer, state.lr, tc.l2)
-        opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
-        rng = np.random.default_rng()
-        rng.bit_generator.state = meta["rng"]
         trainer = cls(out, net, vocab, tc, vc, rng, state, opt, show_progress)
         trainer.best_params = {k: v.copy() for k, v in best.items()}
         trainer.carry = arrays.get("carry")
@@ -254,6 +254,7 @@ class Trainer:
             )
         valid = encode_file(valid_path, self.vocab) if valid_path else None
         os.makedirs(self.out, exist_ok=True)
+        checkpoint.remove_temp_files(self.out)  # left by a run killed mid-save (kill -9)
         if not os.path.exists(os.path.join(self.out, "weights.npz")):
             self.save_best()
         old = self._install_signals()

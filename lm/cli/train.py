@@ -43,7 +43,7 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam",
               show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-              help="Learning rate [default: 2e-3 adam, 1.0 sgd].")
+              help="Learning rate [default: 5e-3 adam, 1.0 sgd].")
 @click.option("--epochs", type=POSITIVE, default=TrainConfig.epochs, show_default=True,
               help="At most this many epochs.")
 @click.option("--min-improvement", type=click.FloatRange(min=1.0), default=1.003,
