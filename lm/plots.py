@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from lm import activations
 
@@ -27,10 +28,14 @@ TITLES = {
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG to ``path``, creating parent directories; returns the Path."""
+    """Write ``fig`` as a PNG to ``path`` (atomically: a temporary file renamed over it),
+    creating parent directories; returns the Path."""
+    from lm.checkpoint import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     return path
 
 
@@ -133,6 +138,10 @@ def perplexity_curve_figure(
     if not np.all(np.isnan(valid)):
         ax.plot(epochs, valid, "s-", ms=3, label="validation")
     ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 26, 28, 30 rather than 2.6x10^1
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_title("Perplexity per epoch")
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.legend(loc="upper right")

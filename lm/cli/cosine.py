@@ -14,7 +14,7 @@ _PATH = click.Path(dir_okay=False, writable=True)
 _MAX_ROWS = 20  # epochs printed in text mode: all of them up to this many, else evenly spaced
 
 
-@click.command("cosine")
+@click.command("cosine", short_help="The textbook cosine time-series experiment (RMSE).")
 @click.option(
     "--preset",
     type=click.Choice(list(cosine.PRESETS)),

@@ -9,7 +9,7 @@ import click
 from lm.cli.common import handle_errors
 
 
-@click.command("demo")
+@click.command("demo", short_help="Run the whole toolkit on a synthetic corpus with a known floor.")
 @click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the corpus, the model and the plots.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=2.2,

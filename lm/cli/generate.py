@@ -16,7 +16,7 @@ from lm.generation import GenerationOptions, PromptWarning, generate_with
 POSITIVE = click.IntRange(min=1)
 
 
-@click.command("generate")
+@click.command("generate", short_help="Generate text: greedy, sampling (temperature/top-k/top-p), beam.")
 @click.argument("model_dir", metavar="MODEL_DIR")
 @click.option("--prompt", default="",
               help="Text to continue (fed after <s>; unknown words become <unk>).")

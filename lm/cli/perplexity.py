@@ -17,7 +17,7 @@ from lm.cli.common import handle_errors
 from lm.cli.score import finite_or_none, srilm_number, summary
 
 
-@click.command("perplexity")
+@click.command("perplexity", short_help="Corpus perplexity of a model on a file (SRILM's counts).")
 @click.argument("model_dir")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")

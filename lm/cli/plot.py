@@ -7,7 +7,7 @@ import click
 from lm.cli.common import handle_errors
 
 
-@click.group("plot")
+@click.group("plot", short_help="Draw figures as PNG files (activation functions).")
 def command() -> None:
     """Draw figures as PNG files."""
 

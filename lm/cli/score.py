@@ -24,7 +24,7 @@ from lm import data, scoring
 from lm.cli.common import handle_errors
 
 
-@click.command("score")
+@click.command("score", short_help="Score sentences: log10 probability per line (and per token).")
 @click.argument("model_dir")
 @click.argument("file", default="-", required=False)
 @click.option("--per-token", is_flag=True, help="Add each token's log10 probability.")

@@ -17,7 +17,7 @@ from lm.training import Interrupted, Trainer, TrainConfig, VocabConfig
 POSITIVE = click.IntRange(min=1)
 
 
-@click.command("train")
+@click.command("train", short_help="Train a language model on a text file.")
 @click.argument("train_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--valid", "valid_file", type=click.Path(dir_okay=False),
               help="Validation text: perplexity after each epoch drives the schedule.")
