@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from lm import checkpoint, optim
+from lm import activations, checkpoint, optim
 from lm.activations import require_trainable
 from lm.data import batchify, encode_file, n_windows, read_lines, sentence_columns, windows
 from lm.errors import DataError, LMError, TrainingError
-from lm.model import ModelConfig, RNNLM
+from lm.model import RNNLM, ModelConfig
 from lm.tokenizer import EOS, Vocab
 
 Array = np.ndarray
@@ -157,8 +157,7 @@ class Trainer:
         if vocab.size <= 3:
             raise DataError(f"{train_path}: holds no words (empty or whitespace only)")
         mc = ModelConfig(n_vocab=vocab.size, **mc_args)
-        net_act = RNNLM(mc, {}).act
-        require_trainable(net_act)
+        require_trainable(activations.get(mc.activation, mc.alpha))
         rng = np.random.default_rng(tc.seed)
         net = RNNLM.create(mc, rng)
         stream = encode_file(train_path, vocab)

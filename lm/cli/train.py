@@ -39,7 +39,7 @@ POSITIVE = click.IntRange(min=1)
 @click.option("--alpha", type=float, default=0.01, show_default=True, help="Leaky ReLU slope.")
 @click.option("--batch-size", type=POSITIVE, default=20, show_default=True)
 @click.option("--bptt", type=POSITIVE, default=35, show_default=True, help="Window length T.")
-@click.option("--truncate", type=click.IntRange(min=0), help="BPTT horizon K within a window.")
+@click.option("--truncate", type=click.IntRange(min=1), help="BPTT horizon K within a window.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam",
               show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
