@@ -44,7 +44,7 @@ def read_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[str]
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not a text file")
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  closed by _closing when the lines run out
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except OSError as e:

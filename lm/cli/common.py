@@ -14,7 +14,9 @@ from lm.errors import LMError
 
 def handle_errors(fn):
     """Decorator for command bodies: LMError -> 'lm: error: ...' on stderr, exit 1 (no traceback
-    unless LM_DEBUG=1 or --debug); BrokenPipeError (reader went away) -> quiet exit 0."""
+    unless LM_DEBUG=1 or --debug); BrokenPipeError (reader went away) -> quiet exit 0; any
+    other OSError (disk full, a file where a directory should be, ...) -> 'lm: error: ...',
+    exit 1, as it is the system refusing, not a bug in lm."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -27,6 +29,16 @@ def handle_errors(fn):
             sys.exit(1)
         except BrokenPipeError:
             _quiet_broken_pipe()
+        except OSError as e:
+            if os.environ.get("LM_DEBUG"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"lm: error: {where}{e.strerror or e}", err=True)
+            try:
+                sys.stdout.flush()
+            except OSError:  # stdout itself failed (disk full): the final flush would too
+                _detach_stdout()
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("lm: interrupted", err=True)
             sys.exit(130)
@@ -35,10 +47,14 @@ def handle_errors(fn):
 
 
 def _quiet_broken_pipe() -> None:
+    _detach_stdout()
+    sys.exit(0)
+
+
+def _detach_stdout() -> None:
     # Point stdout at devnull so the interpreter's final flush does not raise again.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
 
 
 def keep_freed_memory(pad: int = 64 << 20, trim: int = 256 << 20) -> None:
