@@ -1,9 +1,9 @@
 """lm: word-level recurrent neural network language models in numpy.
 
-    import lm
-    model = lm.load("model_dir")
-    model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
-    lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
+import lm
+model = lm.load("model_dir")
+model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
+lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
 """
 
 from lm.api import LanguageModel, load
@@ -20,5 +20,13 @@ def perplexity(model: LanguageModel, lines_or_path, **options):
     return scoring.corpus_perplexity(model, lines_or_path, **options)
 
 
-__all__ = ["load", "perplexity", "LanguageModel", "LMError", "DataError", "ModelFileError",
-           "TrainingError", "__version__"]
+__all__ = [
+    "load",
+    "perplexity",
+    "LanguageModel",
+    "LMError",
+    "DataError",
+    "ModelFileError",
+    "TrainingError",
+    "__version__",
+]

@@ -23,7 +23,9 @@ from lm.tokenizer import Vocab
 class LanguageModel:
     """A trained model: the network, its vocabulary and its configuration."""
 
-    def __init__(self, net: RNNLM, vocab: Vocab, config: dict | None = None, path: str | None = None):
+    def __init__(
+        self, net: RNNLM, vocab: Vocab, config: dict | None = None, path: str | None = None
+    ):
         self.net = net
         self.vocab = vocab
         self.config = config or {}
@@ -31,8 +33,10 @@ class LanguageModel:
 
     def __repr__(self) -> str:
         c = self.net.config
-        return (f"LanguageModel({self.path!r}, n_vocab={c.n_vocab}, hidden={c.hidden}, "
-                f"input={c.input!r}, activation={c.activation!r})")
+        return (
+            f"LanguageModel({self.path!r}, n_vocab={c.n_vocab}, hidden={c.hidden}, "
+            f"input={c.input!r}, activation={c.activation!r})"
+        )
 
     # scoring (lm.scoring)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from lm import activations
 from lm.errors import ModelFileError
-from lm.model import ModelConfig, RNNLM
+from lm.model import RNNLM, ModelConfig
 from lm.tokenizer import Vocab
 
 FORMAT_VERSION = 1
@@ -81,7 +81,9 @@ def load_arrays(path) -> dict[str, Array]:
             return {k: z[k] for k in z.files}
     except ValueError as e:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise ModelFileError(f"{path}: holds object arrays (pickles), which lm never loads")
+            raise ModelFileError(
+                f"{path}: holds object arrays (pickles), which lm never loads"
+            ) from None
         raise ModelFileError(f"{path}: unreadable ({e})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
         raise ModelFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e})") from None
@@ -155,7 +157,9 @@ def model_config(config: dict, path: str) -> ModelConfig:
     if problem:
         raise ModelFileError(f"{path}: bad 'model' section ({problem})")
     if mc.n_vocab != config.get("n_vocab"):
-        raise ModelFileError(f"{path}: model.n_vocab {mc.n_vocab} != n_vocab {config.get('n_vocab')}")
+        raise ModelFileError(
+            f"{path}: model.n_vocab {mc.n_vocab} != n_vocab {config.get('n_vocab')}"
+        )
     return mc
 
 
@@ -174,8 +178,11 @@ def _model_problem(mc: ModelConfig) -> str | None:
         return f"embed_dim must be an integer >= 1, got {mc.embed_dim!r}"
     if mc.activation not in activations.NAMES:
         return f"activation must be one of {', '.join(activations.NAMES)}, got {mc.activation!r}"
-    if not (isinstance(mc.alpha, numbers.Real) and not isinstance(mc.alpha, bool)
-            and math.isfinite(mc.alpha)):
+    if not (
+        isinstance(mc.alpha, numbers.Real)
+        and not isinstance(mc.alpha, bool)
+        and math.isfinite(mc.alpha)
+    ):
         return f"alpha must be a finite number, got {mc.alpha!r}"
     return None
 
@@ -236,7 +243,16 @@ def is_model_dir(directory) -> bool:
 
 
 __all__ = [
-    "atomic_write", "save_json", "save_arrays", "load_arrays", "save_model", "load_model",
-    "read_config", "pack_json", "unpack_json", "validate_params", "remove_temp_files",
+    "atomic_write",
+    "save_json",
+    "save_arrays",
+    "load_arrays",
+    "save_model",
+    "load_model",
+    "read_config",
+    "pack_json",
+    "unpack_json",
+    "validate_params",
+    "remove_temp_files",
     "FORMAT_VERSION",
 ]

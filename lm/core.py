@@ -135,9 +135,7 @@ def _full(dS: Array, F: Array, W: Array, keep: Array | None) -> tuple[Array, Arr
     return dD, carry
 
 
-def _truncated(
-    dS: Array, F: Array, W: Array, K: int, keep: Array | None
-) -> tuple[Array, Array]:
+def _truncated(dS: Array, F: Array, W: Array, K: int, keep: Array | None) -> tuple[Array, Array]:
     """Horizon-K BPTT as a loop over lags k = 0..K, each vectorised over all steps.
 
     G_k[t] is the gradient at a_t that comes from the loss k steps later:

@@ -22,7 +22,7 @@ import lm
 from corpora import ngram, synth
 from lm import cosine, plots
 from lm.data import read_lines
-from lm.training import Trainer, TrainConfig, VocabConfig
+from lm.training import TrainConfig, Trainer, VocabConfig
 
 MODEL = {"hidden": 200, "input": "onehot", "embed_dim": 0, "activation": "tanh"}
 
@@ -38,9 +38,18 @@ class DemoConfig:
 
 def training_config(minutes: float, seed: int) -> TrainConfig:
     """What the demo trains with (the README's longer run uses the same, with more time)."""
-    return TrainConfig(batch_size=32, bptt=35, optimizer="adam", lr=2e-3, dropout=0.0,
-                       epochs=100, independent=True, seed=seed, max_minutes=minutes,
-                       eval_batch_size=64)
+    return TrainConfig(
+        batch_size=32,
+        bptt=35,
+        optimizer="adam",
+        lr=2e-3,
+        dropout=0.0,
+        epochs=100,
+        independent=True,
+        seed=seed,
+        max_minutes=minutes,
+        eval_batch_size=64,
+    )
 
 
 def run(config: DemoConfig, say=print) -> dict:
@@ -50,18 +59,27 @@ def run(config: DemoConfig, say=print) -> dict:
     corpus_dir, model_dir = out / "corpus", out / "model"
 
     say(f"1. synthetic corpus ({config.tokens:,} words, seed {config.seed}) -> {corpus_dir}")
-    info = synth.build(corpus_dir, tokens=config.tokens, seed=config.seed, force=True,
-                       progress=config.progress)
+    info = synth.build(
+        corpus_dir, tokens=config.tokens, seed=config.seed, force=True, progress=config.progress
+    )
     split = {name: str(corpus_dir / f"{name}.txt") for name in ("train", "valid", "test")}
     lines = {name: list(read_lines(path)) for name, path in split.items()}
     unigram = ngram.unigram_perplexity(lines["train"], lines["test"])
     bigram = ngram.bigram_perplexity(lines["train"], lines["test"])
 
-    say(f"2. training a {MODEL['hidden']}-unit tanh RNN for up to {config.minutes:g} min "
-        f"-> {model_dir}")
-    trainer = Trainer.start(str(model_dir), split["train"], split["valid"], MODEL,
-                            training_config(config.minutes, config.seed), VocabConfig(),
-                            show_progress=config.progress)
+    say(
+        f"2. training a {MODEL['hidden']}-unit tanh RNN for up to {config.minutes:g} min "
+        f"-> {model_dir}"
+    )
+    trainer = Trainer.start(
+        str(model_dir),
+        split["train"],
+        split["valid"],
+        MODEL,
+        training_config(config.minutes, config.seed),
+        VocabConfig(),
+        show_progress=config.progress,
+    )
     trainer.run(log=lambda m: say("   " + m))
     model = lm.load(model_dir)
     valid = lm.perplexity(model, split["valid"], progress=False)
@@ -69,10 +87,12 @@ def run(config: DemoConfig, say=print) -> dict:
     oracle = {name: info["splits"][name]["ppl"] for name in ("valid", "test")}
 
     say("\n3. perplexity (every word and every </s> counted; lower is better)")
-    rows = [("oracle (the source itself)", oracle["valid"], oracle["test"]),
-            ("lm RNN", valid.ppl, test.ppl),
-            ("Kneser-Ney bigram", None, bigram),
-            ("unigram", None, unigram)]
+    rows = [
+        ("oracle (the source itself)", oracle["valid"], oracle["test"]),
+        ("lm RNN", valid.ppl, test.ppl),
+        ("Kneser-Ney bigram", None, bigram),
+        ("unigram", None, unigram),
+    ]
     say(f"   {'model':28s} {'valid':>8s} {'test':>8s} {'test / oracle':>14s}")
     for name, v, t in rows:
         v_text = "" if v is None else f"{v:8.2f}"
@@ -89,12 +109,15 @@ def run(config: DemoConfig, say=print) -> dict:
 
     say("\n6. cosine experiment (tuned preset)")
     result = cosine.train_cosine("tuned", seed=config.seed)
-    say(f"   validation RMSE {result.rmse:.5f} in {result.seconds:.1f}s "
-        "(the textbook chapter reported 0.569)")
+    say(
+        f"   validation RMSE {result.rmse:.5f} in {result.seconds:.1f}s "
+        "(the textbook chapter reported 0.569)"
+    )
 
     written = [model_dir / "training.png"]
-    written += cosine.save_figures(result, plot=out / "cosine_predictions.png",
-                                   loss_plot=out / "cosine_loss.png")
+    written += cosine.save_figures(
+        result, plot=out / "cosine_predictions.png", loss_plot=out / "cosine_loss.png"
+    )
     written += plots.activation_plots(out / "activations")
     seconds = time.perf_counter() - t0
     say("\nplots:")
@@ -102,11 +125,18 @@ def run(config: DemoConfig, say=print) -> dict:
         say(f"   {os.fspath(path)}")
     say(f"done in {seconds:.0f}s")
     return {
-        "valid_ppl": valid.ppl, "test_ppl": test.ppl, "oracle_ppl": oracle["test"],
-        "oracle_valid_ppl": oracle["valid"], "unigram_ppl": unigram, "bigram_ppl": bigram,
-        "test_over_oracle": test.ppl / oracle["test"], "shuffled_scored_lower": shuffled_lower,
-        "cosine_rmse": result.rmse, "plots": [os.fspath(p) for p in written],
-        "model": os.fspath(model_dir), "seconds": round(seconds, 1),
+        "valid_ppl": valid.ppl,
+        "test_ppl": test.ppl,
+        "oracle_ppl": oracle["test"],
+        "oracle_valid_ppl": oracle["valid"],
+        "unigram_ppl": unigram,
+        "bigram_ppl": bigram,
+        "test_over_oracle": test.ppl / oracle["test"],
+        "shuffled_scored_lower": shuffled_lower,
+        "cosine_rmse": result.rmse,
+        "plots": [os.fspath(p) for p in written],
+        "model": os.fspath(model_dir),
+        "seconds": round(seconds, 1),
     }
 
 

@@ -160,8 +160,9 @@ class RNNLM:
         S = self.states(x, S0, keep)
         T, B = x.shape
         H = self.config.hidden
-        lp = heads.target_logprobs(S[1:].reshape(-1, H), self.params["V"], self.params["c"],
-                                   y.reshape(-1))
+        lp = heads.target_logprobs(
+            S[1:].reshape(-1, H), self.params["V"], self.params["c"], y.reshape(-1)
+        )
         return lp.reshape(T, B), S
 
     # ----- one step at a time (incremental scoring, generation) -----

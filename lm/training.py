@@ -136,8 +136,18 @@ def evaluate(net: RNNLM, stream: Array, independent: bool, B: int = 32, T: int =
 class Trainer:
     """Owns one training run writing into ``out`` (a model directory)."""
 
-    def __init__(self, out: str, net: RNNLM, vocab: Vocab, tc: TrainConfig, vc: VocabConfig,
-                 rng: np.random.Generator, progress: Progress, opt, show_progress: bool = True):
+    def __init__(
+        self,
+        out: str,
+        net: RNNLM,
+        vocab: Vocab,
+        tc: TrainConfig,
+        vc: VocabConfig,
+        rng: np.random.Generator,
+        progress: Progress,
+        opt,
+        show_progress: bool = True,
+    ):
         self.out, self.net, self.vocab, self.tc, self.vc = out, net, vocab, tc, vc
         self.rng, self.state, self.opt = rng, progress, opt
         self.show_progress = show_progress
@@ -150,8 +160,16 @@ class Trainer:
     # --- set-up
 
     @classmethod
-    def start(cls, out, train_path, valid_path, mc_args: dict, tc: TrainConfig,
-              vc: VocabConfig, show_progress=True) -> Trainer:
+    def start(
+        cls,
+        out,
+        train_path,
+        valid_path,
+        mc_args: dict,
+        tc: TrainConfig,
+        vc: VocabConfig,
+        show_progress=True,
+    ) -> Trainer:
         tc = tc.resolved()
         vocab = Vocab.build(read_lines(train_path), vc.vocab_size, vc.min_count, vc.lowercase)
         if vocab.size <= 3:
@@ -162,10 +180,22 @@ class Trainer:
         net = RNNLM.create(mc, rng)
         stream = encode_file(train_path, vocab)
         net.params["c"][:] = unigram_log_probs(stream, vocab.size)
-        state = Progress(lr=tc.lr, train_path=os.path.abspath(train_path),
-                         valid_path=os.path.abspath(valid_path) if valid_path else None)
-        trainer = cls(out, net, vocab, tc, vc, rng, state,
-                      optim.make(tc.optimizer, tc.lr, tc.l2), show_progress)
+        state = Progress(
+            lr=tc.lr,
+            train_path=os.path.abspath(train_path),
+            valid_path=os.path.abspath(valid_path) if valid_path else None,
+        )
+        trainer = cls(
+            out,
+            net,
+            vocab,
+            tc,
+            vc,
+            rng,
+            state,
+            optim.make(tc.optimizer, tc.lr, tc.l2),
+            show_progress,
+        )
         trainer._stream = stream
         return trainer
 
@@ -214,8 +244,12 @@ class Trainer:
 
     def save_best(self) -> None:
         net = RNNLM(self.net.config, self.best_params)
-        training = {"config": asdict(self.tc), "vocab": asdict(self.vc),
-                    "best_valid_ppl": self.state.best_ppl, "epochs": self.state.epoch}
+        training = {
+            "config": asdict(self.tc),
+            "vocab": asdict(self.vc),
+            "best_valid_ppl": self.state.best_ppl,
+            "epochs": self.state.epoch,
+        }
         self._write(lambda: checkpoint.save_model(self.out, net, self.vocab, training))
 
     def _write(self, fn) -> None:
@@ -272,9 +306,16 @@ class Trainer:
             self.carry = net.zero_state(B)
             st.epoch_loss, st.epoch_tokens, st.epoch_seconds = 0.0, 0, 0.0
         total = n_windows(columns, T)
-        bar = tqdm(total=total * T * B, initial=st.window * T * B, unit="tok", unit_scale=True,
-                   desc=f"epoch {st.epoch + 1}", disable=not self.show_progress, leave=False,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=total * T * B,
+            initial=st.window * T * B,
+            unit="tok",
+            unit_scale=True,
+            desc=f"epoch {st.epoch + 1}",
+            disable=not self.show_progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         t0 = time.perf_counter()
         for i, x, y in windows(columns, T, start=st.window):
             if self._time_is_up(t0):
@@ -282,8 +323,9 @@ class Trainer:
             self._step(x, y, i)
             st.window = i + 1
             bar.update(x.size)
-            bar.set_postfix(ppl=f"{math.exp(st.epoch_loss / max(st.epoch_tokens, 1)):.1f}",
-                            refresh=False)
+            bar.set_postfix(
+                ppl=f"{math.exp(st.epoch_loss / max(st.epoch_tokens, 1)):.1f}", refresh=False
+            )
             if self._stop_signal is not None:
                 self._pause(t0, bar)
             if time.monotonic() - self._last_checkpoint > 60 * tc.checkpoint_minutes:
@@ -316,8 +358,9 @@ class Trainer:
     def _step(self, x: Array, y: Array, i: int) -> None:
         tc, st, net = self.tc, self.state, self.net
         keep = (x != EOS)[..., None].astype(net.dtype) if tc.independent else None
-        loss, grads, s_last = net.loss_and_grads(x, y, self.carry, tc.truncate, keep,
-                                                 tc.dropout, self.rng)
+        loss, grads, s_last = net.loss_and_grads(
+            x, y, self.carry, tc.truncate, keep, tc.dropout, self.rng
+        )
         norm = optim.global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             if tc.on_nan == "skip":
@@ -341,9 +384,13 @@ class Trainer:
     def _end_epoch(self, valid: Array | None, log) -> None:
         tc, st, net = self.tc, self.state, self.net
         train_ppl = math.exp(st.epoch_loss / max(st.epoch_tokens, 1))
-        record = {"epoch": st.epoch + 1, "train_ppl": train_ppl, "lr": st.lr,
-                  "tokens": st.epoch_tokens,
-                  "tokens_per_second": st.epoch_tokens / max(st.epoch_seconds, 1e-9)}
+        record = {
+            "epoch": st.epoch + 1,
+            "train_ppl": train_ppl,
+            "lr": st.lr,
+            "tokens": st.epoch_tokens,
+            "tokens_per_second": st.epoch_tokens / max(st.epoch_seconds, 1e-9),
+        }
         t0 = time.perf_counter()
         if valid is not None:
             logp, n = evaluate(net, valid, tc.independent, tc.eval_batch_size)
@@ -395,9 +442,14 @@ class Trainer:
 
         h = self.state.history
         path = os.path.join(self.out, "training.png")
-        self._write(lambda: plots.perplexity_curve(
-            [r["epoch"] for r in h], [r["train_ppl"] for r in h],
-            [r.get("valid_ppl") for r in h], path))
+        self._write(
+            lambda: plots.perplexity_curve(
+                [r["epoch"] for r in h],
+                [r["train_ppl"] for r in h],
+                [r.get("valid_ppl") for r in h],
+                path,
+            )
+        )
 
     def summary(self, train_tokens: int) -> dict:
         st = self.state
@@ -421,5 +473,7 @@ def _write_text(path: str, text: str) -> None:
 def _describe(r: dict) -> str:
     valid = "" if r.get("valid_ppl") is None else f"  valid ppl {r['valid_ppl']:.2f}"
     note = "" if r.get("accepted", True) else "  (worse: rolled back)"
-    return (f"epoch {r['epoch']:3d}  train ppl {r['train_ppl']:.2f}{valid}  lr {r['lr']:.4g}  "
-            f"{r['tokens_per_second']:.0f} tok/s  {r['seconds']:.0f}s{note}")
+    return (
+        f"epoch {r['epoch']:3d}  train ppl {r['train_ppl']:.2f}{valid}  lr {r['lr']:.4g}  "
+        f"{r['tokens_per_second']:.0f} tok/s  {r['seconds']:.0f}s{note}"
+    )

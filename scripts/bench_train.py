@@ -3,7 +3,8 @@
 Model: embedding (E=200) -> tanh RNN (H=200) -> linear -> softmax over V words, B=20 streams,
 windows of T=35 steps, SGD with global-norm clipping 0.25 (the PyTorch word-language-model
 recipe). Data: ../shared/corpora/ptb/ptb.valid.txt when present (its ~6k words are ids of a
-V=10,000 model, so the output layer has the full 10k cost), otherwise random Zipf ids. Both libraries use the same number of threads.
+V=10,000 model, so the output layer has the full 10k cost), otherwise random Zipf ids. Both
+libraries use the same number of threads.
 
     python scripts/bench_train.py [--tokens 70000] [--input embedding|onehot] [--threads N]
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from lm import optim
 from lm.data import batchify, encode_file, windows
-from lm.model import ModelConfig, RNNLM
+from lm.model import RNNLM, ModelConfig
 from lm.tokenizer import Vocab
 
 PTB = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "ptb" / "ptb.valid.txt"
@@ -58,8 +59,9 @@ def load_columns() -> tuple[np.ndarray, str]:
 
 
 def bench_lm(columns, tokens: int, input_kind: str) -> float:
-    config = ModelConfig(n_vocab=V, hidden=H, input=input_kind,
-                         embed_dim=E if input_kind == "embedding" else 0)
+    config = ModelConfig(
+        n_vocab=V, hidden=H, input=input_kind, embed_dim=E if input_kind == "embedding" else 0
+    )
     net = RNNLM.create(config, np.random.default_rng(0))
     opt = optim.SGD(lr=1.0)
     s = net.zero_state(B)
@@ -136,13 +138,17 @@ def main() -> None:
 
     columns, source = load_columns()
     rate = gemm_rate()
-    print(f"data: {source}; E={E} H={H} V={V} B={B} T={T} tanh, SGD + clip 0.25; "
-          f"{args.tokens} tokens timed; {args.threads} threads")
+    print(
+        f"data: {source}; E={E} H={H} V={V} B={B} T={T} tanh, SGD + clip 0.25; "
+        f"{args.tokens} tokens timed; {args.threads} threads"
+    )
     print(f"float32 GEMM rate (2048^3 np.matmul): {rate:.1f} GFLOP/s")
     ours = bench_lm(columns, args.tokens, args.input)
     flops = window_flops(args.input) / (T * B)  # per token
-    print(f"lm ({args.input:9s}) {ours:10.0f} tokens/s   {ours * flops / 1e9:6.1f} GFLOP/s = "
-          f"{100 * ours * flops / 1e9 / rate:4.1f}% of the GEMM rate")
+    print(
+        f"lm ({args.input:9s}) {ours:10.0f} tokens/s   {ours * flops / 1e9:6.1f} GFLOP/s = "
+        f"{100 * ours * flops / 1e9 / rate:4.1f}% of the GEMM rate"
+    )
     theirs = bench_torch(columns, args.tokens, args.threads)
     if theirs is None:
         print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")

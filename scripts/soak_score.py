@@ -129,8 +129,11 @@ def feed(stdin, lines: Iterator[str]) -> None:
 
 def soak(model: str, n: int, batch_size: int, seed: int, oov_rate: float) -> int:
     words = model_words(model)
-    print(f"model {model}: {len(words) + 2} words; streaming {n:,} sentences of 1-30 words "
-          f"({oov_rate:.0%} OOV) through lm score", flush=True)
+    print(
+        f"model {model}: {len(words) + 2} words; streaming {n:,} sentences of 1-30 words "
+        f"({oov_rate:.0%} OOV) through lm score",
+        flush=True,
+    )
     cmd = [sys.executable, "-m", "lm.cli", "score", model, "-", "--batch-size", str(batch_size)]
     with tempfile.TemporaryFile() as err:
         t_start = time.perf_counter()
@@ -147,8 +150,10 @@ def watch(proc: subprocess.Popen, err, t_start: float, lines: Iterator[str], n: 
     marks = [max(1, math.ceil(f * n)) for f in MARKS]
     rows, bad, got, n_words, t_first = [], 0, 0, 0, None
     last = (0, 0.0)  # (lines, seconds) at the previous mark
-    header = (f"{'stream':>6} {'sentences':>10} {'seconds':>8} {'sent/s':>8} {'segment':>8} "
-              f"{'words/s':>8} {'CPU s':>7} {'VmRSS MB':>9} {'VmHWM MB':>9}")
+    header = (
+        f"{'stream':>6} {'sentences':>10} {'seconds':>8} {'sent/s':>8} {'segment':>8} "
+        f"{'words/s':>8} {'CPU s':>7} {'VmRSS MB':>9} {'VmHWM MB':>9}"
+    )
     print(header, flush=True)
     for line in proc.stdout:
         got += 1
@@ -161,21 +166,32 @@ def watch(proc: subprocess.Popen, err, t_start: float, lines: Iterator[str], n: 
             now = time.perf_counter() - t_start
             st = proc_status(proc.pid)
             seg = (got - last[0]) / max(now - last[1], 1e-9)
-            row = {"mark": MARKS[marks.index(got)], "lines": got, "seconds": now,
-                   "rate": got / max(now, 1e-9), "segment": seg,
-                   "words": n_words / max(now, 1e-9), **st}
+            row = {
+                "mark": MARKS[marks.index(got)],
+                "lines": got,
+                "seconds": now,
+                "rate": got / max(now, 1e-9),
+                "segment": seg,
+                "words": n_words / max(now, 1e-9),
+                **st,
+            }
             rows.append(row)
             last = (got, now)
-            print(f"{row['mark']:>6.0%} {got:>10,} {now:>8.1f} {row['rate']:>8.0f} {seg:>8.0f} "
-                  f"{row['words']:>8.0f} {st['cpu']:>7.1f} {st['VmRSS']:>9.1f} "
-                  f"{st['VmHWM']:>9.1f}", flush=True)
+            print(
+                f"{row['mark']:>6.0%} {got:>10,} {now:>8.1f} {row['rate']:>8.0f} {seg:>8.0f} "
+                f"{row['words']:>8.0f} {st['cpu']:>7.1f} {st['VmRSS']:>9.1f} "
+                f"{st['VmHWM']:>9.1f}",
+                flush=True,
+            )
     code = proc.wait()
     writer.join()
     err.seek(0)
     stderr = err.read().decode("utf-8", "replace")
     total = time.perf_counter() - t_start
-    print(f"lm score exited {code} after {total:.1f} s (startup and model loading "
-          f"{(t_first or t_start) - t_start:.1f} s); its summary:")
+    print(
+        f"lm score exited {code} after {total:.1f} s (startup and model loading "
+        f"{(t_first or t_start) - t_start:.1f} s); its summary:"
+    )
     print("  " + "\n  ".join(stderr.strip().splitlines()[-2:]))
     return verdict(rows, n, got, bad, code, stderr)
 
@@ -190,11 +206,15 @@ def verdict(rows: list[dict], n: int, got: int, bad: int, code: int, stderr: str
     growth = end["VmHWM"] - first["VmHWM"]
     allowed = max(0.05 * first["VmHWM"], 16.0)
     flat = growth <= allowed
-    print(f"memory {'flat' if flat else 'GROWS'}: peak RSS {first['VmHWM']:.1f} MB at 10%, "
-          f"{end['VmHWM']:.1f} MB at 100% ({growth:+.1f} MB, {growth / first['VmHWM']:+.1%}; "
-          f"allowed {allowed:.1f} MB); RSS now {first['VmRSS']:.1f} -> {end['VmRSS']:.1f} MB")
-    print(f"throughput: {end['rate']:.0f} sentences/s, {end['words']:.0f} words/s overall; "
-          f"{got / max(end['cpu'], 1e-9):.0f} sentences per CPU second")
+    print(
+        f"memory {'flat' if flat else 'GROWS'}: peak RSS {first['VmHWM']:.1f} MB at 10%, "
+        f"{end['VmHWM']:.1f} MB at 100% ({growth:+.1f} MB, {growth / first['VmHWM']:+.1%}; "
+        f"allowed {allowed:.1f} MB); RSS now {first['VmRSS']:.1f} -> {end['VmRSS']:.1f} MB"
+    )
+    print(
+        f"throughput: {end['rate']:.0f} sentences/s, {end['words']:.0f} words/s overall; "
+        f"{got / max(end['cpu'], 1e-9):.0f} sentences per CPU second"
+    )
     return 0 if ok and flat else 1
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from lm import checkpoint
 from lm.api import LanguageModel
-from lm.model import ModelConfig, RNNLM
+from lm.model import RNNLM, ModelConfig
 from lm.tokenizer import Vocab
 
 TINY_CORPUS = [
@@ -18,14 +18,24 @@ TINY_CORPUS = [
 
 
 def make_model(
-    lines=TINY_CORPUS, hidden=8, input="onehot", embed_dim=5, activation="tanh", seed=0,
-    scale=3.0, dtype=np.float32,
+    lines=TINY_CORPUS,
+    hidden=8,
+    input="onehot",
+    embed_dim=5,
+    activation="tanh",
+    seed=0,
+    scale=3.0,
+    dtype=np.float32,
 ) -> LanguageModel:
     """A LanguageModel with random weights (scaled up so distributions are far from uniform)."""
     vocab = Vocab.build(lines)
-    config = ModelConfig(n_vocab=vocab.size, hidden=hidden, input=input,
-                         embed_dim=embed_dim if input == "embedding" else 0,
-                         activation=activation)
+    config = ModelConfig(
+        n_vocab=vocab.size,
+        hidden=hidden,
+        input=input,
+        embed_dim=embed_dim if input == "embedding" else 0,
+        activation=activation,
+    )
     net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in ("V", "c", "U"):
         net.params[k] *= net.params[k].dtype.type(scale)

@@ -26,8 +26,12 @@ from lmfixtures import make_model, save_model_dir
 from lm.cli import main
 
 LM = [sys.executable, "-m", "lm.cli"]
-SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat saw a dog",
-             "the dog saw the cat on the mat"]
+SENTENCES = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat saw a dog",
+    "the dog saw the cat on the mat",
+]
 BIG_WORDS = ["the", "cat", "y" * 2000, "sat", "\u00e9" * 1000]  # 10 MB in 12,800 words
 
 
@@ -84,7 +88,8 @@ def assert_clean(result, code: int, words: str | None = None) -> None:
     """Exit ``code``; for 1 one stderr line "lm: error: ...", the last, holding ``words``; for 2
     click's usage message holding ``words``; never a traceback or an escaped exception."""
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"escaped {type(result.exception).__name__}: {result.exception}")
+        f"escaped {type(result.exception).__name__}: {result.exception}"
+    )
     assert result.exit_code == code, (result.exit_code, result.stderr[-500:])
     assert "Traceback" not in result.stderr
     if code == 1:  # train may have logged "vocabulary: ..." before it met the error
@@ -114,13 +119,43 @@ def perplexity_bar(model, path, out):
 
 
 def train(model, path, out):
-    return ["train", path, "--out", out, "--hidden", 4, "--batch-size", 2, "--bptt", 4,
-            "--epochs", 1, "--max-minutes", 0.01, "--quiet"]
+    return [
+        "train",
+        path,
+        "--out",
+        out,
+        "--hidden",
+        4,
+        "--batch-size",
+        2,
+        "--bptt",
+        4,
+        "--epochs",
+        1,
+        "--max-minutes",
+        0.01,
+        "--quiet",
+    ]
 
 
 def train_valid(model, path, out):
-    return ["train", os.path.join(os.path.dirname(out), "good.txt"), "--valid", path, "--out",
-            out, "--hidden", 4, "--batch-size", 2, "--bptt", 4, "--epochs", 1, "--quiet"]
+    return [
+        "train",
+        os.path.join(os.path.dirname(out), "good.txt"),
+        "--valid",
+        path,
+        "--out",
+        out,
+        "--hidden",
+        4,
+        "--batch-size",
+        2,
+        "--bptt",
+        4,
+        "--epochs",
+        1,
+        "--quiet",
+    ]
 
 
 def prepare(model, path, out):
@@ -193,8 +228,10 @@ def test_crlf_training_equals_lf_bit_for_bit(tmp_path, good):
     assert run("train", crlf, "--valid", crlf, "--out", tmp_path / "crlf", *args).exit_code == 0
     for name in ("tokenizer.json",):
         assert (tmp_path / "lf" / name).read_text() == (tmp_path / "crlf" / name).read_text()
-    with np.load(tmp_path / "lf" / "weights.npz") as a, \
-            np.load(tmp_path / "crlf" / "weights.npz") as b:
+    with (
+        np.load(tmp_path / "lf" / "weights.npz") as a,
+        np.load(tmp_path / "crlf" / "weights.npz") as b,
+    ):
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
@@ -214,8 +251,9 @@ def test_crlf_corpus_prepare_equals_lf(tmp_path):
 def test_generate_odd_prompts(model_dir, prompt):
     result = run("generate", model_dir, "--prompt", prompt, "--greedy", "--max-tokens", 4)
     assert_clean(result, 0)
-    plain = run("generate", model_dir, "--prompt", " ".join(prompt.split()), "--greedy",
-                "--max-tokens", 4)
+    plain = run(
+        "generate", model_dir, "--prompt", " ".join(prompt.split()), "--greedy", "--max-tokens", 4
+    )
     assert result.stdout == plain.stdout and len(result.stdout.splitlines()) == 1
 
 
@@ -243,10 +281,18 @@ def test_model_directory_faults(tmp_path, command, fault):
     assert_clean(run(command, *args, input="the cat\n"), 1, words)
 
 
-@pytest.mark.parametrize("args", [
-    ["score"], ["perplexity", "somewhere"], ["generate"], ["train"], ["no-such-command"],
-    ["score", "m", "--no-such-option"], ["corpus", "prepare"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score"],
+        ["perplexity", "somewhere"],
+        ["generate"],
+        ["train"],
+        ["no-such-command"],
+        ["score", "m", "--no-such-option"],
+        ["corpus", "prepare"],
+    ],
+)
 def test_usage_errors_exit_2(args):
     result = run(*args)
     assert_clean(result, 2)
@@ -279,18 +325,22 @@ def test_cosine_plot_under_a_file_is_a_one_line_error(tmp_path):
 
 
 def shell(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def lm_sh() -> str:
     return f'"{sys.executable}" -m lm.cli'
 
 
-@pytest.mark.parametrize("command, words", [
-    ("score", "<stdin>: closed (no standard input to read)"),
-    ("perplexity", "<stdin>: closed (no standard input to read)"),
-])
+@pytest.mark.parametrize(
+    "command, words",
+    [
+        ("score", "<stdin>: closed (no standard input to read)"),
+        ("perplexity", "<stdin>: closed (no standard input to read)"),
+    ],
+)
 def test_closed_stdin(model_dir, command, words):
     proc = shell(f'{lm_sh()} {command} "{model_dir}" - --quiet <&-')
     assert proc.returncode == 1
@@ -304,16 +354,20 @@ def test_stdin_at_end_is_an_empty_input(model_dir):
     assert proc.stderr.startswith("file -: 0 sentences")
 
 
-@pytest.mark.parametrize("pipeline", [
-    "yes 'the cat sat on the mat' | head -n 300000 | {lm} score {model} - | head -1",
-    "{lm} generate {model} --num 4000 --max-tokens 3 --seed 0 | head -1",
-    "{lm} perplexity {model} {text} --quiet | head -1",
-], ids=["score stdin", "generate", "perplexity"])
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        "yes 'the cat sat on the mat' | head -n 300000 | {lm} score {model} - | head -1",
+        "{lm} generate {model} --num 4000 --max-tokens 3 --seed 0 | head -1",
+        "{lm} perplexity {model} {text} --quiet | head -1",
+    ],
+    ids=["score stdin", "generate", "perplexity"],
+)
 def test_reader_goes_away(model_dir, good, pipeline, tmp_path):
     err = tmp_path / "err"
     script = pipeline.format(lm=lm_sh(), model=f'"{model_dir}"', text=f'"{good}"')
     script = script.replace(" | head -1", f' 2> "{err}" | head -1', 1)
-    proc = shell(f"{script}; echo \"status ${{PIPESTATUS[@]}}\"")
+    proc = shell(f'{script}; echo "status ${{PIPESTATUS[@]}}"')
     out = proc.stdout.splitlines()
     assert len(out) == 2, proc.stdout
     statuses = out[-1].split()[1:]
@@ -325,32 +379,50 @@ def test_reader_goes_away(model_dir, good, pipeline, tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-@pytest.mark.parametrize("args", [["score", "{model}", "{text}", "--quiet"],
-                                  ["generate", "{model}"]], ids=["score", "generate"])
+@pytest.mark.parametrize(
+    "args",
+    [["score", "{model}", "{text}", "--quiet"], ["generate", "{model}"]],
+    ids=["score", "generate"],
+)
 def test_output_to_a_full_disk(model_dir, good, args):
     args = [a.format(model=model_dir, text=good) for a in args]
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([*LM, *args], stdout=full, stderr=subprocess.PIPE, text=True,
-                              timeout=120, check=False)
+        proc = subprocess.run(
+            [*LM, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False
+        )
     assert proc.returncode == 1
     assert proc.stderr == "lm: error: No space left on device\n"
 
 
 def test_prompt_that_is_not_utf8(model_dir):
     """Non-UTF-8 argv bytes reach Python as lone surrogates: read as U+FFFD, fed as <unk>."""
-    proc = subprocess.run([*LM, "generate", model_dir, "--prompt", b"the \xff\xfe cat",
-                           "--greedy", "--max-tokens", "3"], capture_output=True, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [
+            *LM,
+            "generate",
+            model_dir,
+            "--prompt",
+            b"the \xff\xfe cat",
+            "--greedy",
+            "--max-tokens",
+            "3",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode() == (
-        "lm: warning: prompt words not in the vocabulary, fed as <unk>: \ufffd\ufffd\n")
+        "lm: warning: prompt words not in the vocabulary, fed as <unk>: \ufffd\ufffd\n"
+    )
     assert proc.stdout.decode().startswith("the <unk> cat")
 
 
 def test_path_that_is_not_utf8(model_dir, tmp_path):
     missing = os.fsencode(tmp_path) + b"/caf\xe9.txt"
-    proc = subprocess.run([*LM, "score", model_dir, missing], capture_output=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [*LM, "score", model_dir, missing], capture_output=True, timeout=120, check=False
+    )
     assert proc.returncode == 1
     (line,) = proc.stderr.decode("utf-8", "replace").splitlines()
     assert line.startswith("lm: error: ") and line.endswith(".txt: no such file")
@@ -358,12 +430,25 @@ def test_path_that_is_not_utf8(model_dir, tmp_path):
 
 def test_debug_shows_the_traceback(tmp_path):
     missing = tmp_path / "no_model"
-    plain = subprocess.run([*LM, "score", missing, "-"], capture_output=True, text=True,
-                           input="", timeout=120, check=False)
-    debug = subprocess.run([*LM, "--debug", "score", missing, "-"], capture_output=True,
-                           text=True, input="", timeout=120, check=False)
+    plain = subprocess.run(
+        [*LM, "score", missing, "-"],
+        capture_output=True,
+        text=True,
+        input="",
+        timeout=120,
+        check=False,
+    )
+    debug = subprocess.run(
+        [*LM, "--debug", "score", missing, "-"],
+        capture_output=True,
+        text=True,
+        input="",
+        timeout=120,
+        check=False,
+    )
     assert plain.returncode == debug.returncode == 1
     assert plain.stderr == f"lm: error: {missing}: no such model directory\n"
     assert debug.stderr.startswith("Traceback (most recent call last):")
     assert debug.stderr.rstrip().endswith(
-        f"lm.errors.ModelFileError: {missing}: no such model directory")
+        f"lm.errors.ModelFileError: {missing}: no such model directory"
+    )

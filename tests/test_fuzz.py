@@ -38,8 +38,9 @@ WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
 
 
 def _lowercasing_model() -> lm.LanguageModel:
-    vocab = Vocab.build([line.upper() for line in TINY_CORPUS] + ["İstanbul Straße"],
-                        lowercase=True)
+    vocab = Vocab.build(
+        [line.upper() for line in TINY_CORPUS] + ["İstanbul Straße"], lowercase=True
+    )
     net = RNNLM.create(ModelConfig(n_vocab=vocab.size, hidden=6), np.random.default_rng(1))
     return lm.LanguageModel(net, vocab)
 
@@ -49,13 +50,35 @@ MODELS = {
     "embedding": make_model(input="embedding", hidden=5, activation="relu", scale=6.0),
     "lowercase": _lowercasing_model(),
 }
-FUZZ = settings(max_examples=100, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # ----- strategies: words and the space between them -----
 
-SPACES = [" ", "  ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\xa0",
-          "\u1680", "\u2000", "\u2028", "\u2029", "\u3000", "\u200b", "\ufeff"]
+SPACES = [
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1f",
+    "\x85",
+    "\xa0",
+    "\u1680",
+    "\u2000",
+    "\u2028",
+    "\u2029",
+    "\u3000",
+    "\u200b",
+    "\ufeff",
+]
 any_char = st.characters(exclude_categories=())  # every code point, surrogates included
 control = st.characters(max_codepoint=0x9F, categories=["Cc"])
 rtl = st.characters(min_codepoint=0x0590, max_codepoint=0x06FF)  # Hebrew and Arabic
@@ -67,8 +90,9 @@ word = st.one_of(
     st.sampled_from(["<s>", "</s>", "<unk>", "<UNK>", "<s", "s>", "</s></s>", "<unk><unk>"]),
     st.text(any_char, min_size=1, max_size=12),
     st.lists(st.one_of(control, rtl, emoji, surrogate), min_size=1, max_size=6).map("".join),
-    st.builds(lambda w, n: w * n, st.sampled_from(["x", "é", "漢", "😀"]),
-              st.integers(200, 20_000)),  # very long words
+    st.builds(
+        lambda w, n: w * n, st.sampled_from(["x", "é", "漢", "😀"]), st.integers(200, 20_000)
+    ),  # very long words
     st.sampled_from(WORDS).map(str.upper),
 )
 space = st.one_of(st.just(" "), st.lists(st.sampled_from(SPACES), max_size=4).map("".join))
@@ -81,8 +105,13 @@ def sentences(draw) -> str:
     return gaps[0] + "".join(w + g for w, g in zip(words, gaps[1:]))
 
 
-sentence = st.one_of(sentences(), st.text(any_char, max_size=40), st.sampled_from(
-    ["", " ", "\t\n\r", "<s> the cat </s>", "<unk>", "\ud800", "the \udcff cat", "\x00"]))
+sentence = st.one_of(
+    sentences(),
+    st.text(any_char, max_size=40),
+    st.sampled_from(
+        ["", " ", "\t\n\r", "<s> the cat </s>", "<unk>", "\ud800", "the \udcff cat", "\x00"]
+    ),
+)
 model_kind = st.sampled_from(sorted(MODELS))
 
 
@@ -127,8 +156,7 @@ def test_lone_surrogates_are_read_as_replacement_characters(kind, line):
 
 @FUZZ
 @given(lines=st.lists(sentence, max_size=6), lowercase=st.booleans())
-def test_vocabulary_built_from_any_text_survives_save_and_load(tmp_path_factory, lines,
-                                                               lowercase):
+def test_vocabulary_built_from_any_text_survives_save_and_load(tmp_path_factory, lines, lowercase):
     vocab = Vocab.build(lines, lowercase=lowercase)
     path = tmp_path_factory.mktemp("vocab") / "tokenizer.json"
     vocab.save(path)
@@ -219,13 +247,15 @@ def test_sentence_columns_hold_every_target_once(lengths, B):
 
 # ----- generation -----
 
-decoders = st.sampled_from([
-    {"seed": 0, "num": 2},
-    {"seed": 1, "top_k": 3, "temperature": 0.7},
-    {"seed": 2, "top_p": 0.5, "no_unk": True},
-    {"greedy": True},
-    {"beam": 2},
-])
+decoders = st.sampled_from(
+    [
+        {"seed": 0, "num": 2},
+        {"seed": 1, "top_k": 3, "temperature": 0.7},
+        {"seed": 2, "top_p": 0.5, "no_unk": True},
+        {"greedy": True},
+        {"beam": 2},
+    ]
+)
 
 
 @FUZZ
@@ -236,7 +266,8 @@ def test_generate_from_any_prompt(kind, prompt, options):
         warnings.simplefilter("always")
         samples = model.generate(prompt=prompt, max_tokens=6, **options)
     assert all(issubclass(w.category, PromptWarning) for w in caught), [
-        str(w.message) for w in caught]
+        str(w.message) for w in caught
+    ]
     ids, oov = model.vocab.encode(prompt)
     assert bool(caught) == bool(oov.any())
     assert len(samples) >= 1
@@ -267,6 +298,9 @@ def test_very_long_prompt_is_fed_in_windows():
     s = model.net.zero_state(1)
     for w in [EOS] + model.vocab.encode(prompt)[0].tolist():
         s = model.net.step(np.array([w]), s)
-    first = int(np.argmax(np.where(np.arange(model.vocab.size) == BOS, -np.inf,
-                                   model.net.next_logprobs(s)[0])))
+    first = int(
+        np.argmax(
+            np.where(np.arange(model.vocab.size) == BOS, -np.inf, model.net.next_logprobs(s)[0])
+        )
+    )
     assert got.tokens[:1] == [model.vocab.words[first]] or (got.stopped == "eos" and first == EOS)

@@ -37,16 +37,33 @@ from lm.cli import main
 from lm.errors import ModelFileError
 
 LM = [sys.executable, "-m", "lm.cli"]
-MODEL_FILES = {"config.json", "weights.npz", "tokenizer.json", "log.jsonl", "training.png",
-               "resume.npz"}
+MODEL_FILES = {
+    "config.json",
+    "weights.npz",
+    "tokenizer.json",
+    "log.jsonl",
+    "training.png",
+    "resume.npz",
+}
 TEMP = re.compile(r"\.tmp-[a-z0-9_]{8}-(.+)")
 # 1,500 words and H = 48: resume.npz (weights and Adam's two moments) is about 1.8 MB, ~10 ms
 # to write, against ~1.5 ms to train on one window
 # one BLAS thread everywhere, in this process and in the children: the runs compared bit for
 # bit then do the same arithmetic, and a busy machine does not stall them
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-SETTINGS = ["--hidden", "48", "--batch-size", "4", "--bptt", "8", "--epochs", "2", "--seed", "3",
-            "--quiet"]
+SETTINGS = [
+    "--hidden",
+    "48",
+    "--batch-size",
+    "4",
+    "--bptt",
+    "8",
+    "--epochs",
+    "2",
+    "--seed",
+    "3",
+    "--quiet",
+]
 ARGS = [*SETTINGS, "--checkpoint-minutes", "0.00001"]
 
 
@@ -76,8 +93,9 @@ def train_here(args: list[str]):
 
 def train_process(args: list[str], err_path) -> subprocess.Popen:
     with open(err_path, "w") as err:
-        return subprocess.Popen([*LM, "train", *args], stdout=subprocess.DEVNULL, stderr=err,
-                                env=ENV)
+        return subprocess.Popen(
+            [*LM, "train", *args], stdout=subprocess.DEVNULL, stderr=err, env=ENV
+        )
 
 
 def wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> bool:
@@ -141,8 +159,11 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(corpus, reference, tm
     err = (tmp_path / "err").read_text()
     assert "Traceback" not in err
     message = err.strip().splitlines()[-1]
-    m = re.fullmatch(rf"lm: SIGTERM received: checkpoint saved in {out} \(epoch (\d+), window "
-                     rf"(\d+)\); continue with: lm train --resume {out}", message)
+    m = re.fullmatch(
+        rf"lm: SIGTERM received: checkpoint saved in {out} \(epoch (\d+), window "
+        rf"(\d+)\); continue with: lm train --resume {out}",
+        message,
+    )
     assert m, message
     assert_last_checkpoint_is_whole(out)
     with np.load(out / "resume.npz", allow_pickle=False) as z:
@@ -238,12 +259,15 @@ DIE_IN_WRITE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("target, moment", [
-    ("resume.npz", "half written"),
-    ("weights.npz", "written, not renamed"),
-    pytest.param("resume.npz", "written, not renamed", marks=pytest.mark.slow),
-    pytest.param("weights.npz", "half written", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "target, moment",
+    [
+        ("resume.npz", "half written"),
+        ("weights.npz", "written, not renamed"),
+        pytest.param("resume.npz", "written, not renamed", marks=pytest.mark.slow),
+        pytest.param("weights.npz", "half written", marks=pytest.mark.slow),
+    ],
+)
 def test_kill_9_inside_a_checkpoint_write(corpus, reference, tmp_path, target, moment):
     """The third write of ``target`` dies half-way (or whole but before its rename; for
     weights.npz that is the last write, at the end of the run): the previous version is
@@ -253,7 +277,12 @@ def test_kill_9_inside_a_checkpoint_write(corpus, reference, tmp_path, target, m
     script.write_text(DIE_IN_WRITE)
     proc = subprocess.run(
         [sys.executable, str(script), target, moment, "train", corpus, "--out", str(out), *ARGS],
-        capture_output=True, text=True, timeout=300, check=False, env=ENV)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=ENV,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     (temp,) = leftovers(out)
     assert temp.endswith("-" + target)
@@ -269,8 +298,13 @@ def test_kill_9_inside_a_checkpoint_write(corpus, reference, tmp_path, target, m
 
 
 def test_remove_temp_files_removes_only_what_atomic_write_leaves(tmp_path):
-    keep = ["weights.npz", ".tmp-short-weights.npz", ".tmp-abcdefgh", "x.tmp-abcdefgh-y",
-            ".tmp-ABCDEFGH-weights.npz"]
+    keep = [
+        "weights.npz",
+        ".tmp-short-weights.npz",
+        ".tmp-abcdefgh",
+        "x.tmp-abcdefgh-y",
+        ".tmp-ABCDEFGH-weights.npz",
+    ]
     stale = [".tmp-abcd_123-weights.npz", ".tmp-zz9zz9zz-resume.npz", ".tmp-q1w2e3r4-a b"]
     for name in keep + stale:
         (tmp_path / name).write_bytes(b"x")

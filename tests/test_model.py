@@ -4,14 +4,19 @@ import numpy as np
 import pytest
 
 from lm import heads
-from lm.model import ModelConfig, RNNLM
+from lm.model import RNNLM, ModelConfig
 
 N_VOCAB = 7
 
 
 def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0):
-    config = ModelConfig(n_vocab=N_VOCAB, hidden=hidden, input=input,
-                         embed_dim=4 if input == "embedding" else 0, activation=activation)
+    config = ModelConfig(
+        n_vocab=N_VOCAB,
+        hidden=hidden,
+        input=input,
+        embed_dim=4 if input == "embedding" else 0,
+        activation=activation,
+    )
     net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
         net.params[k] += np.random.default_rng(seed + 1).normal(0, 0.3, net.params[k].shape)

@@ -42,8 +42,9 @@ def _pickle_uses(path: Path, root: Path = ROOT) -> list[str]:
     for node in ast.walk(tree):
         where = f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
         if isinstance(node, ast.Import):
-            found += [f"{where}: import {a.name}" for a in node.names
-                      if a.name.split(".")[0] in PICKLERS]
+            found += [
+                f"{where}: import {a.name}" for a in node.names if a.name.split(".")[0] in PICKLERS
+            ]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PICKLERS:
             found.append(f"{where}: from {node.module} import ...")
         elif isinstance(node, ast.Call):
@@ -81,8 +82,10 @@ def test_the_grep_catches_pickle(tmp_path):
     )
     found = _pickle_uses(bad, root=tmp_path)
     assert [f.split(": ", 1)[1] for f in found] == [
-        "import pickle", "np.load without allow_pickle=False",
-        "np.load without allow_pickle=False", "pickle.loads",
+        "import pickle",
+        "np.load without allow_pickle=False",
+        "np.load without allow_pickle=False",
+        "pickle.loads",
     ]
 
 
@@ -232,21 +235,38 @@ def _nested(d: Path):
 CASES = [
     # weights.npz
     (_edit_weights(lambda a: a.pop("b")), "weights.npz", "missing arrays b"),
-    (_edit_weights(lambda a: a.__setitem__("extra", np.zeros(3, np.float32))),
-     "weights.npz", "unexpected arrays extra"),
+    (
+        _edit_weights(lambda a: a.__setitem__("extra", np.zeros(3, np.float32))),
+        "weights.npz",
+        "unexpected arrays extra",
+    ),
     (_embedding_weights, "weights.npz", "unexpected arrays E"),
-    (_edit_weights(lambda a: a.__setitem__("U", a["U"].astype(np.float64))),
-     "weights.npz", "U has dtype float64, expected float32"),
-    (_edit_weights(lambda a: a.__setitem__("c", a["c"].astype(np.int32))),
-     "weights.npz", "c has dtype int32"),
-    (_edit_weights(lambda a: a.__setitem__("W", np.zeros((8, 9), np.float32))),
-     "weights.npz", "W has shape (8, 9), config.json implies (8, 8)"),
-    (_edit_weights(lambda a: a.__setitem__("b", np.float32(0))),
-     "weights.npz", "b has shape ()"),
-    (_edit_weights(lambda a: a["V"].__setitem__((0, 0), np.inf)),
-     "weights.npz", "V holds NaN or infinite values"),
-    (_edit_weights(lambda a: a["c"].__setitem__(0, -np.inf)),
-     "weights.npz", "c holds NaN or infinite values"),
+    (
+        _edit_weights(lambda a: a.__setitem__("U", a["U"].astype(np.float64))),
+        "weights.npz",
+        "U has dtype float64, expected float32",
+    ),
+    (
+        _edit_weights(lambda a: a.__setitem__("c", a["c"].astype(np.int32))),
+        "weights.npz",
+        "c has dtype int32",
+    ),
+    (
+        _edit_weights(lambda a: a.__setitem__("W", np.zeros((8, 9), np.float32))),
+        "weights.npz",
+        "W has shape (8, 9), config.json implies (8, 8)",
+    ),
+    (_edit_weights(lambda a: a.__setitem__("b", np.float32(0))), "weights.npz", "b has shape ()"),
+    (
+        _edit_weights(lambda a: a["V"].__setitem__((0, 0), np.inf)),
+        "weights.npz",
+        "V holds NaN or infinite values",
+    ),
+    (
+        _edit_weights(lambda a: a["c"].__setitem__(0, -np.inf)),
+        "weights.npz",
+        "c holds NaN or infinite values",
+    ),
     (_write("weights.npz", b""), "weights.npz", "truncated or corrupt"),
     (_write("weights.npz", b"PK\x03\x04 not really a zip"), "weights.npz", "truncated or corrupt"),
     (_npy, "weights.npz", "not an .npz archive"),
@@ -256,14 +276,26 @@ CASES = [
     (_write("config.json", b'{"format_version": "\xff"}'), "config.json", "not valid JSON"),
     (_nested, "config.json", "nested too deeply"),
     (_write("config.json", b"[1, 2]"), "config.json", "no format_version"),
-    (_edit_json("config.json", lambda c: c.pop("format_version")),
-     "config.json", "no format_version"),
-    (_edit_json("config.json", lambda c: c.__setitem__("format_version", "1")),
-     "config.json", "format version '1' is not supported"),
-    (_edit_json("config.json", lambda c: c.__setitem__("format_version", 1.0)),
-     "config.json", "format version 1.0 is not supported"),
-    (_edit_json("config.json", lambda c: c.__setitem__("format_version", True)),
-     "config.json", "format version True is not supported"),
+    (
+        _edit_json("config.json", lambda c: c.pop("format_version")),
+        "config.json",
+        "no format_version",
+    ),
+    (
+        _edit_json("config.json", lambda c: c.__setitem__("format_version", "1")),
+        "config.json",
+        "format version '1' is not supported",
+    ),
+    (
+        _edit_json("config.json", lambda c: c.__setitem__("format_version", 1.0)),
+        "config.json",
+        "format version 1.0 is not supported",
+    ),
+    (
+        _edit_json("config.json", lambda c: c.__setitem__("format_version", True)),
+        "config.json",
+        "format version True is not supported",
+    ),
     (_edit_json("config.json", lambda c: c.pop("model")), "config.json", "bad 'model' section"),
     (_set_model("depth", 3), "config.json", "bad 'model' section"),
     (_set_model("activation", "swish"), "config.json", "activation must be one of"),
@@ -271,22 +303,37 @@ CASES = [
     (_set_model("hidden", 8.0), "config.json", "hidden must be an integer >= 1, got 8.0"),
     (_set_model("hidden", "8"), "config.json", "hidden must be an integer >= 1, got '8'"),
     (_set_model("alpha", None), "config.json", "alpha must be a finite number"),
-    (_edit_json("config.json", lambda c: c.__setitem__("n_vocab", c["n_vocab"] + 1)),
-     "config.json", "model.n_vocab 12 != n_vocab 13"),
+    (
+        _edit_json("config.json", lambda c: c.__setitem__("n_vocab", c["n_vocab"] + 1)),
+        "config.json",
+        "model.n_vocab 12 != n_vocab 13",
+    ),
     (_replace_with_directory("config.json"), "config.json", "is a directory"),
     # tokenizer.json
     (_write("tokenizer.json", b"{"), "tokenizer.json", "not a valid tokenizer file"),
     (_write("tokenizer.json", b"\xff\xfe\x00"), "tokenizer.json", "not a valid tokenizer file"),
     (_spec(_swap_specials), "tokenizer.json", "special tokens must be <unk>=0, <s>=1, </s>=2"),
     (_spec(_bpe), "tokenizer.json", "model must be WordLevel"),
-    (_spec(lambda t: t.__setitem__("pre_tokenizer", None)), "tokenizer.json",
-     "pre_tokenizer must be WhitespaceSplit"),
-    (_spec(lambda t: t.__setitem__("normalizer", {"type": "NFKC"})), "tokenizer.json",
-     "normalizer must be none or Lowercase"),
-    (_spec(lambda t: t["model"]["vocab"].__setitem__("cat", 40)), "tokenizer.json",
-     "word ids must be 0..n-1"),
-    (_spec(lambda t: t["model"]["vocab"].__setitem__("cat", 3)), "tokenizer.json",
-     "word ids must be 0..n-1"),
+    (
+        _spec(lambda t: t.__setitem__("pre_tokenizer", None)),
+        "tokenizer.json",
+        "pre_tokenizer must be WhitespaceSplit",
+    ),
+    (
+        _spec(lambda t: t.__setitem__("normalizer", {"type": "NFKC"})),
+        "tokenizer.json",
+        "normalizer must be none or Lowercase",
+    ),
+    (
+        _spec(lambda t: t["model"]["vocab"].__setitem__("cat", 40)),
+        "tokenizer.json",
+        "word ids must be 0..n-1",
+    ),
+    (
+        _spec(lambda t: t["model"]["vocab"].__setitem__("cat", 3)),
+        "tokenizer.json",
+        "word ids must be 0..n-1",
+    ),
     (_replace_with_directory("tokenizer.json"), "tokenizer.json", "is a directory"),
 ]
 

@@ -13,12 +13,17 @@ from click.testing import CliRunner
 import lm
 from lm.checkpoint import load_arrays
 from lm.cli import main
-from lm.errors import TrainingError
 from lm.data import encode_file
-from lm.training import Trainer, TrainConfig, VocabConfig, evaluate
+from lm.errors import TrainingError
+from lm.training import TrainConfig, Trainer, VocabConfig, evaluate
 
-SENTENCES = ["the cat sat on the mat", "a dog ran in the park", "my bird sang a song",
-             "the sun is hot today", "we like green tea"]
+SENTENCES = [
+    "the cat sat on the mat",
+    "a dog ran in the park",
+    "my bird sang a song",
+    "the sun is hot today",
+    "we like green tea",
+]
 
 
 @pytest.fixture
@@ -29,8 +34,11 @@ def corpus(tmp_path):
 
 
 def start(out, corpus, valid=None, **kw):
-    mc = dict(hidden=kw.pop("hidden", 16), input=kw.pop("input", "onehot"),
-              embed_dim=kw.pop("embed_dim", 0))
+    mc = dict(
+        hidden=kw.pop("hidden", 16),
+        input=kw.pop("input", "onehot"),
+        embed_dim=kw.pop("embed_dim", 0),
+    )
     tc = TrainConfig(**{"batch_size": 4, "bptt": 6, "epochs": 3, **kw})
     return Trainer.start(str(out), corpus, valid, mc, tc, VocabConfig(), show_progress=False)
 
@@ -72,8 +80,9 @@ def interrupt_after(trainer, n_steps):
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
-def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(tmp_path, corpus, optimizer,
-                                                            stop_after):
+def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
+    tmp_path, corpus, optimizer, stop_after
+):
     kw = dict(optimizer=optimizer, epochs=4)
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
 
@@ -150,19 +159,38 @@ def run_cli(*args):
 
 
 def test_cli_trains_and_prints_json(tmp_path, corpus):
-    r = run_cli("train", corpus, "--valid", corpus, "--out", str(tmp_path / "m"), "--hidden",
-                "8", "--batch-size", "4", "--bptt", "5", "--epochs", "2", "--quiet", "--json")
+    r = run_cli(
+        "train",
+        corpus,
+        "--valid",
+        corpus,
+        "--out",
+        str(tmp_path / "m"),
+        "--hidden",
+        "8",
+        "--batch-size",
+        "4",
+        "--bptt",
+        "5",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"valid_ppl", "train_tokens", "epochs", "seconds", "tokens_per_second"} <= set(summary)
 
 
-@pytest.mark.parametrize("make_input, message", [
-    (lambda p: None, "no such file"),
-    (lambda p: p.write_text(""), "no words"),
-    (lambda p: p.write_text("  \n\t\n"), "no words"),
-    (lambda p: p.write_bytes(b"good line\nbad \xff byte\n"), ":2: not valid UTF-8"),
-])
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_text(""), "no words"),
+        (lambda p: p.write_text("  \n\t\n"), "no words"),
+        (lambda p: p.write_bytes(b"good line\nbad \xff byte\n"), ":2: not valid UTF-8"),
+    ],
+)
 def test_cli_bad_training_files(tmp_path, make_input, message):
     path = tmp_path / "train.txt"
     make_input(path)
@@ -172,8 +200,16 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [["--vocab-size", "3"], ["--bptt", "0"], ["--batch-size", "0"],
-                                  ["--activation", "step"], ["--activation", "cubic"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--vocab-size", "3"],
+        ["--bptt", "0"],
+        ["--batch-size", "0"],
+        ["--activation", "step"],
+        ["--activation", "cubic"],
+    ],
+)
 def test_cli_usage_errors(tmp_path, corpus, args):
     r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *args)
     assert r.exit_code == 2 and "Traceback" not in r.output
@@ -181,8 +217,19 @@ def test_cli_usage_errors(tmp_path, corpus, args):
 
 def test_cli_refuses_to_overwrite_another_model(tmp_path, corpus):
     out = str(tmp_path / "m")
-    args = ["train", corpus, "--out", out, "--hidden", "4", "--batch-size", "4", "--epochs", "1",
-            "--quiet"]
+    args = [
+        "train",
+        corpus,
+        "--out",
+        out,
+        "--hidden",
+        "4",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]
     assert run_cli(*args).exit_code == 0
     r = run_cli(*args)
     assert r.exit_code == 1 and "--force" in r.stderr
@@ -201,8 +248,23 @@ def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
     path = tmp_path / "train.txt"
     path.write_text("\n".join(SENTENCES * 400) + "\n")
     out = tmp_path / "m"
-    cmd = [sys.executable, "-m", "lm.cli", "train", str(path), "--out", str(out), "--hidden",
-           "64", "--batch-size", "2", "--bptt", "5", "--epochs", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm.cli",
+        "train",
+        str(path),
+        "--out",
+        str(out),
+        "--hidden",
+        "64",
+        "--batch-size",
+        "2",
+        "--bptt",
+        "5",
+        "--epochs",
+        "3",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # wait until training has started
         if line.startswith("vocabulary:"):

@@ -23,7 +23,9 @@ _JSON = click.option(
 )
 
 
-@click.group("corpus", short_help="Make a corpus: synthetic (with oracle), pydoc, or prepared text.")
+@click.group(
+    "corpus", short_help="Make a corpus: synthetic (with oracle), pydoc, or prepared text."
+)
 def command() -> None:
     """Make a corpus directory: train.txt, valid.txt, test.txt (one sentence a line, words
     separated by single spaces) and a JSON file describing it."""

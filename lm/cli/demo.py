@@ -10,10 +10,20 @@ from lm.cli.common import handle_errors
 
 
 @click.command("demo", short_help="Run the whole toolkit on a synthetic corpus with a known floor.")
-@click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for the corpus, the model and the plots.")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=2.2,
-              show_default=True, help="Training time budget (the rest takes about a minute).")
+@click.option(
+    "--out",
+    default="demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the corpus, the model and the plots.",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.2,
+    show_default=True,
+    help="Training time budget (the rest takes about a minute).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -22,7 +32,8 @@ def command(out, minutes, seed, as_json, quiet):
     """Synthetic corpus -> train -> perplexity vs oracle -> score, generate -> cosine."""
     from lm import demo
 
-    summary = demo.run(demo.DemoConfig(out=out, minutes=minutes, seed=seed, progress=not quiet),
-                       say=click.echo)
+    summary = demo.run(
+        demo.DemoConfig(out=out, minutes=minutes, seed=seed, progress=not quiet), say=click.echo
+    )
     if as_json:
         click.echo(json.dumps(summary))

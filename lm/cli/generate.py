@@ -16,30 +16,58 @@ from lm.generation import GenerationOptions, PromptWarning, generate_with
 POSITIVE = click.IntRange(min=1)
 
 
-@click.command("generate", short_help="Generate text: greedy, sampling (temperature/top-k/top-p), beam.")
+@click.command(
+    "generate", short_help="Generate text: greedy, sampling (temperature/top-k/top-p), beam."
+)
 @click.argument("model_dir", metavar="MODEL_DIR")
-@click.option("--prompt", default="",
-              help="Text to continue (fed after <s>; unknown words become <unk>).")
-@click.option("--max-tokens", type=POSITIVE, default=GenerationOptions.max_tokens,
-              show_default=True, help="At most this many steps, each giving a word or the "
-              "final </s>.")
-@click.option("--num", type=POSITIVE,
-              help="Number of samples, generated as one batch [default: 1; with --beam: W].")
-@click.option("--seed", type=click.IntRange(min=0),
-              help="Make sampling repeatable (without it every run differs).")
+@click.option(
+    "--prompt", default="", help="Text to continue (fed after <s>; unknown words become <unk>)."
+)
+@click.option(
+    "--max-tokens",
+    type=POSITIVE,
+    default=GenerationOptions.max_tokens,
+    show_default=True,
+    help="At most this many steps, each giving a word or the final </s>.",
+)
+@click.option(
+    "--num",
+    type=POSITIVE,
+    help="Number of samples, generated as one batch [default: 1; with --beam: W].",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Make sampling repeatable (without it every run differs).",
+)
 @click.option("--greedy", is_flag=True, help="Take the most probable word at every step.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True),
-              help="Divide the logits by T before sampling [default: 1].")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Divide the logits by T before sampling [default: 1].",
+)
 @click.option("--top-k", type=POSITIVE, help="Sample among the K most probable words only.")
-@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True),
-              help="Sample from the smallest set of words whose probability reaches P.")
-@click.option("--beam", type=POSITIVE, metavar="W",
-              help="Beam search: the W most probable continuations, best first.")
-@click.option("--length-norm", is_flag=True,
-              help="With --beam, rank by log-probability per predicted token.")
+@click.option(
+    "--top-p",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Sample from the smallest set of words whose probability reaches P.",
+)
+@click.option(
+    "--beam",
+    type=POSITIVE,
+    metavar="W",
+    help="Beam search: the W most probable continuations, best first.",
+)
+@click.option(
+    "--length-norm", is_flag=True, help="With --beam, rank by log-probability per predicted token."
+)
 @click.option("--no-unk", is_flag=True, help="Never emit <unk>.")
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per sample: text, tokens, log10prob, stopped, prompt_tokens.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per sample: text, tokens, log10prob, stopped, prompt_tokens.",
+)
 @handle_errors
 def command(model_dir, prompt, as_json, **options):
     """Generate text from the model in MODEL_DIR, one text per line on stdout.
