@@ -14,39 +14,14 @@ import click
 import lm
 from lm import scoring
 from lm.cli.common import handle_errors
-from lm.cli.score import finite_or_none, srilm_number, summary
+from lm.cli.score import finite_or_none, scoring_options, srilm_number, summary
 
 
 @click.command("perplexity", short_help="Corpus perplexity of a model on a file (SRILM's counts).")
 @click.argument("model_dir")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-@click.option(
-    "--bos/--no-bos",
-    default=True,
-    show_default=True,
-    help="Start each sentence from the sentence-start state (else the zero state).",
-)
-@click.option(
-    "--eos/--no-eos",
-    default=True,
-    show_default=True,
-    help="Include the end-of-sentence </s> terms.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=scoring.BATCH_SIZE,
-    show_default=True,
-    help="Sentences scored side by side.",
-)
-@click.option(
-    "--errors",
-    type=click.Choice(["strict", "replace"]),
-    default="strict",
-    show_default=True,
-    help="Non-UTF-8 input: stop with an error, or use U+FFFD.",
-)
+@scoring_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def command(model_dir, file, as_json, bos, eos, batch_size, errors, quiet):

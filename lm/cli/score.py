@@ -24,34 +24,49 @@ from lm import data, scoring
 from lm.cli.common import handle_errors
 
 
+def scoring_options(f):
+    """The options ``lm score`` and ``lm perplexity`` share: --bos/--no-bos, --eos/--no-eos,
+    --batch-size, --errors."""
+    for option in reversed(
+        [
+            click.option(
+                "--bos/--no-bos",
+                default=True,
+                show_default=True,
+                help="Start each sentence from the sentence-start state (else the zero state).",
+            ),
+            click.option(
+                "--eos/--no-eos",
+                default=True,
+                show_default=True,
+                help="Include the end-of-sentence </s> term.",
+            ),
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=scoring.BATCH_SIZE,
+                show_default=True,
+                help="Sentences scored side by side.",
+            ),
+            click.option(
+                "--errors",
+                type=click.Choice(["strict", "replace"]),
+                default="strict",
+                show_default=True,
+                help="Non-UTF-8 input: stop with an error, or use U+FFFD.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 @click.command("score", short_help="Score sentences: log10 probability per line (and per token).")
 @click.argument("model_dir")
 @click.argument("file", default="-", required=False)
 @click.option("--per-token", is_flag=True, help="Add each token's log10 probability.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input line.")
-@click.option(
-    "--bos/--no-bos",
-    default=True,
-    show_default=True,
-    help="Start each sentence from the sentence-start state (else the zero state).",
-)
-@click.option(
-    "--eos/--no-eos", default=True, show_default=True, help="Include the end-of-sentence </s> term."
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=scoring.BATCH_SIZE,
-    show_default=True,
-    help="Sentences scored side by side.",
-)
-@click.option(
-    "--errors",
-    type=click.Choice(["strict", "replace"]),
-    default="strict",
-    show_default=True,
-    help="Non-UTF-8 input: stop with an error, or use U+FFFD.",
-)
+@scoring_options
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @handle_errors
 def command(model_dir, file, per_token, as_json, bos, eos, batch_size, errors, quiet):
