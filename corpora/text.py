@@ -203,22 +203,34 @@ def prepare(
     unique = dedupe(lines)
     splits = split_lines(unique)
     _finish(splits, str(raw), len(unique))
-    meta = {
+    meta = corpus_meta(
+        "prepare",
+        "line",
+        splits,
+        duplicates=len(lines) - len(unique),
+        source=str(raw),
+        source_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),
+        input_lines=len(raw_lines),
+        nonempty_lines=len(lines),
+    )
+    write_corpus(outdir, splits, meta)
+    return meta
+
+
+def corpus_meta(corpus: str, unit: str, splits: dict, duplicates: int, **source) -> dict:
+    """meta.json of a real-text corpus: how it was made (``source`` facts), then the
+    normalisation, the split and the counts that every such corpus records."""
+    return {
         "format": FORMAT_VERSION,
-        "corpus": "prepare",
-        "source": str(raw),
-        "source_sha256": hashlib.sha256(raw.read_bytes()).hexdigest(),
-        "unit": "line",
+        "corpus": corpus,
+        **source,
+        "unit": unit,
         "normalisation": NORMALISATION,
         "split": "blake2b hash of each line: 90% train, 5% valid, 5% test",
-        "input_lines": len(raw_lines),
-        "nonempty_lines": len(lines),
-        "duplicates_dropped": len(lines) - len(unique),
+        "duplicates_dropped": duplicates,
         "splits": split_counts(splits),
         "train_vocab": len({w for line in splits["train"] for w in line.split()}),
     }
-    write_corpus(outdir, splits, meta)
-    return meta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,23 +359,19 @@ def build_pydoc(
     unique = dedupe(lines)
     splits = split_lines(unique)
     _finish(splits, str(stdlib), len(unique))
-    meta = {
-        "format": FORMAT_VERSION,
-        "corpus": "pydoc",
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "stdlib": str(stdlib),
-        "unit": "sentence",
-        "normalisation": NORMALISATION,
-        "split": "blake2b hash of each line: 90% train, 5% valid, 5% test",
-        "files": len(files),
-        "files_skipped": skipped,
-        "docstrings": n_docs,
-        "help_topics": len(topics),
-        "sentences": len(lines),
-        "duplicates_dropped": len(lines) - len(unique),
-        "splits": split_counts(splits),
-        "train_vocab": len({w for line in splits["train"] for w in line.split()}),
-    }
+    meta = corpus_meta(
+        "pydoc",
+        "sentence",
+        splits,
+        duplicates=len(lines) - len(unique),
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        stdlib=str(stdlib),
+        files=len(files),
+        files_skipped=skipped,
+        docstrings=n_docs,
+        help_topics=len(topics),
+        sentences=len(lines),
+    )
     write_corpus(outdir, splits, meta)
     return meta

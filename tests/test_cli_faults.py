@@ -118,44 +118,16 @@ def perplexity_bar(model, path, out):
     return ["perplexity", model, path]
 
 
+TINY_TRAINING = ["--hidden", 4, "--batch-size", 2, "--bptt", 4, "--epochs", 1, "--quiet"]
+
+
 def train(model, path, out):
-    return [
-        "train",
-        path,
-        "--out",
-        out,
-        "--hidden",
-        4,
-        "--batch-size",
-        2,
-        "--bptt",
-        4,
-        "--epochs",
-        1,
-        "--max-minutes",
-        0.01,
-        "--quiet",
-    ]
+    return ["train", path, "--out", out, "--max-minutes", 0.01, *TINY_TRAINING]
 
 
 def train_valid(model, path, out):
-    return [
-        "train",
-        os.path.join(os.path.dirname(out), "good.txt"),
-        "--valid",
-        path,
-        "--out",
-        out,
-        "--hidden",
-        4,
-        "--batch-size",
-        2,
-        "--bptt",
-        4,
-        "--epochs",
-        1,
-        "--quiet",
-    ]
+    good = os.path.join(os.path.dirname(out), "good.txt")
+    return ["train", good, "--valid", path, "--out", out, *TINY_TRAINING]
 
 
 def prepare(model, path, out):
