@@ -8,8 +8,9 @@ The softmax head works on all N = T*B positions of a window at once: one product
 logits, one for dV, one for dS. The gradient dL/dz = p - y is never formed as a matrix of its
 own: with p = exp(z - m) / sum_exp, the 1 / sum_exp factor is moved onto the small (N, H)
 side of each product, so the (N, n_vocab) array is touched by as few elementwise passes as
-possible (bias, max, subtract, exp, row sums), and those passes run on two threads. The
-one-hot targets are subtracted in place at N positions, so no scatter is needed.
+possible (bias, exp, row sums; the shift m by the row maximum only where it is needed, see
+``_exp_logits``), and those passes run on two threads. The one-hot targets are subtracted in
+place at N positions, so no scatter is needed.
 """
 
 from __future__ import annotations
@@ -31,28 +32,56 @@ def log_softmax(z: Array, axis: int = -1) -> Array:
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
-def _exp_rows(Z: Array, c: Array, targets: Array | None, lo: int, hi: int) -> tuple:
-    """In place on rows lo:hi: Z <- exp(Z + c - m). Returns (m + log sum_exp, z at targets)."""
+_SAFE_SUM = (1e-30, 1e30)  # row sums of exp(z) inside this range lose no float32 precision
+
+
+def _exp_rows(Z: Array, c: Array, targets: Array, lo: int, hi: int, shift: bool = False):
+    """In place on rows lo:hi: Z <- exp(Z + c - m), m the row maximum (shift) or 0.
+
+    Returns (sum of exp, (z - m) at targets), (hi - lo,) each.
+    """
     Zc = Z[lo:hi]
     Zc += c
-    m = Zc.max(axis=1)
-    Zc -= m[:, None]
-    z_t = None if targets is None else Zc[np.arange(hi - lo), targets[lo:hi]].copy()
-    np.exp(Zc, out=Zc)
-    sum_exp = Zc.sum(axis=1)  # pairwise float32 summation of terms <= 1: relative error ~1e-7
-    return m, sum_exp, z_t
+    if shift:
+        Zc -= Zc.max(axis=1)[:, None]
+    z_t = Zc[np.arange(hi - lo), targets[lo:hi]]  # a copy (fancy indexing)
+    with np.errstate(over="ignore", under="ignore"):  # unshifted rows out of range are redone
+        np.exp(Zc, out=Zc)
+        return Zc.sum(axis=1), z_t
 
 
-def _exp_all(Z: Array, c: Array, targets: Array | None) -> tuple[Array, Array, Array | None]:
-    """Z <- exp(Z + c - m) row-wise, split over two threads; returns (m, sum_exp, z_target)."""
+def _on_two_threads(rows_fn, Z: Array, c: Array, targets: Array) -> tuple:
+    """rows_fn(Z, c, targets, lo, hi) -> tuple of (hi - lo,) arrays, run on the two halves of
+    Z's rows in parallel (small Z: at once); the halves' results are concatenated."""
     N = Z.shape[0]
     if N < 64:
-        return _exp_rows(Z, c, targets, 0, N)
+        return rows_fn(Z, c, targets, 0, N)
     half = N // 2
-    parts = [_POOL.submit(_exp_rows, Z, c, targets, lo, hi) for lo, hi in ((0, half), (half, N))]
-    (m1, s1, z1), (m2, s2, z2) = (p.result() for p in parts)
-    z_t = None if targets is None else np.concatenate([z1, z2])
-    return np.concatenate([m1, m2]), np.concatenate([s1, s2]), z_t
+    parts = [_POOL.submit(rows_fn, Z, c, targets, lo, hi) for lo, hi in ((0, half), (half, N))]
+    first, second = (p.result() for p in parts)
+    return tuple(np.concatenate([a, b]) for a, b in zip(first, second))
+
+
+def _exp_logits(S: Array, V: Array, c: Array, targets: Array) -> tuple[Array, Array, Array]:
+    """Softmax numerators of z = S V + c, stable and with as few passes as possible.
+
+    S: (N, H), V: (H, n_vocab), c: (n_vocab,), targets: (N,). Returns (Z, sum_exp, z_t):
+    Z (N, n_vocab) = exp(z - m) row-wise, sum_exp (N,) its row sums and z_t (N,) = (z - m) at
+    the targets, so that p = Z / sum_exp and log p[target] = z_t - log(sum_exp).
+
+    The shift m is 0 first: that saves the max and subtract passes, and a trained model's
+    logits are far inside exp's float32 range (about +-87). Rows whose sum falls outside
+    ``_SAFE_SUM`` (overflow, underflow, NaN) are recomputed with m = the row maximum, so
+    huge logits are handled exactly too.
+    """
+    Z = S @ V
+    sum_exp, z_t = _on_two_threads(_exp_rows, Z, c, targets)
+    unsafe = np.flatnonzero(~((sum_exp > _SAFE_SUM[0]) & (sum_exp < _SAFE_SUM[1])))
+    if len(unsafe):
+        Zu = S[unsafe] @ V
+        sum_exp[unsafe], z_t[unsafe] = _exp_rows(Zu, c, targets[unsafe], 0, len(unsafe), True)
+        Z[unsafe] = Zu
+    return Z, sum_exp, z_t
 
 
 def softmax_xent(
@@ -74,8 +103,7 @@ def softmax_xent(
     dS : (N, H), dV : (H, n_vocab), dc : (n_vocab,) gradients of the scaled loss.
     """
     N = S.shape[0]
-    Z = S @ V  # (N, n_vocab) logits without bias
-    m, sum_exp, z_t = _exp_all(Z, c, targets)  # Z now holds exp(z - m)
+    Z, sum_exp, z_t = _exp_logits(S, V, c, targets)  # Z = exp(z - m), p = Z / sum_exp
     loss_sum = float(np.sum(np.log(sum_exp.astype(np.float64)) - z_t))
     # dL/dz = scale * (Z / sum_exp - onehot(targets)) = r * (Z - sum_exp * onehot(targets))
     # with r = scale / sum_exp: subtract sum_exp at each target (N elements), and put the
@@ -92,15 +120,15 @@ def softmax_xent(
 def target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
     """Natural-log probabilities log p_i[targets_i] for each of N positions, shape (N,).
 
-    Works in chunks of rows (about 32 MB of logits each), so memory stays bounded whatever N
-    is; chunks of that size also run faster than larger ones.
+    S: (N, H) states, V: (H, n_vocab), c: (n_vocab,), targets: (N,) word ids. Works in chunks
+    of rows (about 32 MB of logits each), so memory stays bounded whatever N is; chunks of
+    that size also run faster than larger ones.
     """
     out = np.empty(len(S), dtype=np.float64)
     rows = max(64, _CHUNK_LOGITS // V.shape[1])
     for lo in range(0, len(S), rows):
         hi = min(lo + rows, len(S))
-        Z = S[lo:hi] @ V
-        m, sum_exp, z_t = _exp_all(Z, c, targets[lo:hi])
+        _, sum_exp, z_t = _exp_logits(S[lo:hi], V, c, targets[lo:hi])
         out[lo:hi] = z_t.astype(np.float64) - np.log(sum_exp.astype(np.float64))
     return out
 

@@ -5,12 +5,19 @@ into B parallel columns and walked in windows of T steps; the state is carried f
 window to the next without backpropagating into the previous window (and reset to zeros at the
 start of every epoch). Within a window, BPTT is full or truncated to a horizon K (``lm.core``).
 
-Schedule (Mikolov's rnnlm, for SGD and Adam alike): after each epoch the validation
-perplexity is measured. An epoch that made it worse is rolled back (its weights are
-discarded). When it improved by less than a factor ``min_improvement``, the learning rate
-starts being halved after every epoch; once halving has started, the next epoch that does not
-improve by that factor ends training. Without ``--valid`` training runs for ``epochs`` epochs
-at a constant rate. The best weights on validation are what ``weights.npz`` holds.
+Schedules (for SGD and Adam alike). After each epoch the validation perplexity is measured;
+an epoch that made it worse is rolled back (its weights are discarded), and an epoch that
+improved it by less than a factor ``min_improvement`` is a *plateau*.
+
+- ``mikolov`` (rnnlm's, the default): the first plateau starts halving the learning rate after
+  every epoch; the next plateau ends training. Quick: it ends a few epochs after the first
+  plateau.
+- ``plateau``: the learning rate is halved at each plateau only, and training ends at the
+  plateau after ``halvings`` halvings. Every rate gets as many epochs as it keeps improving,
+  which is slower and ends lower when there are epochs to spend.
+
+Without ``--valid`` training runs for ``epochs`` epochs at a constant rate. The best weights on
+validation are what ``weights.npz`` holds.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class TrainConfig:
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     epochs: int = 30
     min_improvement: float = 1.003
+    schedule: str = "mikolov"  # or "plateau" (module docstring)
+    halvings: int = 6  # plateau schedule: halve at most this many times
     clip_norm: float | None = None  # None: DEFAULT_CLIP[optimizer]; 0 turns clipping off
     clip_value: float | None = None
     l2: float = 0.0
@@ -81,7 +90,8 @@ class Progress:
     epoch: int = 0  # epochs completed
     window: int = 0  # next window within the current epoch
     lr: float = 0.0
-    halving: bool = False
+    halving: bool = False  # mikolov: halving after every epoch has started
+    halvings: int = 0  # how many times the rate has been halved
     best_ppl: float | None = None
     done: bool = False
     epoch_loss: float = 0.0  # running sum of -ln p over the current epoch
@@ -423,12 +433,17 @@ class Trainer:
         else:  # roll back: this epoch's weights are discarded
             for k, v in self.best_params.items():
                 net.params[k][...] = v
-        if previous is not None and previous / valid_ppl < tc.min_improvement:
-            if st.halving:
-                st.done = True
-            st.halving = True
-        if st.halving and not st.done:
+        plateau = previous is not None and previous / valid_ppl < tc.min_improvement
+        if tc.schedule == "plateau":
+            halve = plateau and st.halvings < tc.halvings
+            st.done = st.done or (plateau and not halve)
+        else:
+            st.done = st.done or (plateau and st.halving)
+            st.halving = st.halving or plateau
+            halve = st.halving and not st.done
+        if halve:
             st.lr /= 2
+            st.halvings += 1
             self.opt.lr = st.lr
         return {"accepted": accepted, "rolled_back": not accepted, "next_lr": st.lr}
 

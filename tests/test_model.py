@@ -91,6 +91,44 @@ def test_log_softmax_is_stable_for_huge_logits():
     assert np.isfinite(lp_t[0]) and lp_t[0] == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0, 200.0, 1e4])
+def test_target_logprobs_equal_log_softmax_at_every_scale(scale):
+    """The unshifted fast path and its shifted fallback both agree with log_softmax: logits
+    of +-scale put some rows past exp's float32 range (overflow) and some below it."""
+    rng = np.random.default_rng(0)
+    N, H, n_vocab = 300, 8, 50  # N >= 64: the two-thread path
+    S = rng.normal(0, 1, (N, H)).astype(np.float32)
+    S[::7] *= -1
+    V = (rng.normal(0, scale / np.sqrt(H), (H, n_vocab))).astype(np.float32)
+    c = rng.normal(0, scale, n_vocab).astype(np.float32)
+    c[:10] -= 3 * scale  # some rows far below any exp range too
+    targets = rng.integers(0, n_vocab, N)
+    expected = heads.log_softmax((S @ V + c).astype(np.float64))[np.arange(N), targets]
+    got = heads.target_logprobs(S, V, c, targets)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, scale / 30))
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0])
+def test_softmax_xent_equals_explicit_softmax_when_rows_need_the_shift(scale):
+    """Loss and gradients against p - onehot computed in the textbook way, in float64; at
+    scale 200 most rows overflow unshifted and take the shifted path."""
+    rng = np.random.default_rng(1)
+    N, H, n_vocab = 200, 6, 40
+    S = rng.normal(0, 1, (N, H))
+    V = rng.normal(0, scale / np.sqrt(H), (H, n_vocab))
+    c = rng.normal(0, scale, n_vocab)
+    targets = rng.integers(0, n_vocab, N)
+    logp = heads.log_softmax(S @ V + c)
+    G = np.exp(logp)
+    G[np.arange(N), targets] -= 1  # dL/dz
+    loss, dS, dV, dc = heads.softmax_xent(S, V, c, targets)
+    assert loss == pytest.approx(-logp[np.arange(N), targets].sum(), rel=1e-10)
+    np.testing.assert_allclose(dS, G @ V.T, rtol=1e-8, atol=1e-8 * scale)
+    np.testing.assert_allclose(dV, S.T @ G, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(dc, G.sum(axis=0), rtol=1e-8, atol=1e-8)
+
+
 def test_initial_loss_is_close_to_log_vocabulary():
     config = ModelConfig(n_vocab=1000, hidden=32)
     net = RNNLM.create(config, np.random.default_rng(0))

@@ -57,6 +57,57 @@ def test_tiny_model_overfits_tiny_corpus(tmp_path, corpus):
     assert np.exp(-logp / n) < 1.2
 
 
+def run_schedule(trainer, valid_ppls):
+    """Feed validation perplexities to the schedule; one (lr after, accepted, done) each."""
+    out = []
+    for ppl in valid_ppls:
+        if trainer.state.done:
+            break
+        record = trainer._schedule(ppl)
+        out.append((trainer.state.lr, record["accepted"], trainer.state.done))
+    return out
+
+
+# min_improvement 1.01: 100 -> 99.5 is a plateau (improved, but by less than 1%)
+PPLS = [100, 90, 89.5, 85, 84.5, 84.4, 80]
+
+
+def test_mikolov_schedule_halves_every_epoch_after_first_plateau(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01)
+    assert run_schedule(t, PPLS) == [
+        (1.0, True, False),
+        (1.0, True, False),
+        (0.5, True, False),  # 90 -> 89.5: first plateau, halving starts
+        (0.25, True, False),  # improved a lot, but halving goes on every epoch
+        (0.25, True, True),  # 85 -> 84.5: the next plateau ends training
+    ]
+
+
+def test_plateau_schedule_halves_only_at_plateaus_and_stops_after_halvings(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01, schedule="plateau", halvings=2)
+    assert run_schedule(t, PPLS) == [
+        (1.0, True, False),
+        (1.0, True, False),
+        (0.5, True, False),  # plateau 1
+        (0.5, True, False),  # a real improvement keeps the rate
+        (0.25, True, False),  # plateau 2
+        (0.25, True, True),  # plateau 3, after 2 halvings: stop
+    ]
+    assert t.state.halvings == 2
+
+
+def test_worse_epoch_is_rolled_back_and_counts_as_plateau(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, lr=1.0, schedule="plateau", halvings=3)
+    best = {k: v.copy() for k, v in t.net.params.items()}
+    t._schedule(50.0)
+    for v in t.net.params.values():
+        v += 1.0  # this epoch's weights
+    assert run_schedule(t, [60.0]) == [(0.5, False, False)]
+    for k, v in best.items():
+        np.testing.assert_array_equal(t.net.params[k], v)
+    assert t.state.best_ppl == 50.0
+
+
 def test_same_seed_gives_identical_weights(tmp_path, corpus):
     start(tmp_path / "a", corpus, seed=7).run(log=lambda m: None)
     start(tmp_path / "b", corpus, seed=7).run(log=lambda m: None)
@@ -174,12 +225,18 @@ def test_cli_trains_and_prints_json(tmp_path, corpus):
         "5",
         "--epochs",
         "2",
+        "--schedule",
+        "plateau",
+        "--halvings",
+        "3",
         "--quiet",
         "--json",
     )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert {"valid_ppl", "train_tokens", "epochs", "seconds", "tokens_per_second"} <= set(summary)
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]["config"]
+    assert (training["schedule"], training["halvings"]) == ("plateau", 3)
 
 
 @pytest.mark.parametrize(
@@ -208,6 +265,8 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
         ["--batch-size", "0"],
         ["--activation", "step"],
         ["--activation", "cubic"],
+        ["--schedule", "cosine"],
+        ["--halvings", "-1"],
     ],
 )
 def test_cli_usage_errors(tmp_path, corpus, args):

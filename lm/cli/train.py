@@ -75,7 +75,28 @@ POSITIVE = click.IntRange(min=1)
     show_default=True,
     help="At most this many epochs.",
 )
-@click.option("--min-improvement", type=click.FloatRange(min=1.0), default=1.003, show_default=True)
+@click.option(
+    "--min-improvement",
+    type=click.FloatRange(min=1.0),
+    default=TrainConfig.min_improvement,
+    show_default=True,
+    help="An epoch improving validation ppl by less than this factor is a plateau.",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["mikolov", "plateau"]),
+    default=TrainConfig.schedule,
+    show_default=True,
+    help="mikolov: halve the rate every epoch after the first plateau, stop at the next; "
+    "plateau: halve at each plateau, stop after --halvings.",
+)
+@click.option(
+    "--halvings",
+    type=click.IntRange(min=0),
+    default=TrainConfig.halvings,
+    show_default=True,
+    help="plateau schedule: how many times the rate may be halved.",
+)
 @click.option(
     "--clip-norm",
     type=click.FloatRange(min=0),
@@ -136,6 +157,8 @@ def command(
     lr,
     epochs,
     min_improvement,
+    schedule,
+    halvings,
     clip_norm,
     clip_value,
     l2,
@@ -177,6 +200,8 @@ def command(
             lr=lr,
             epochs=epochs,
             min_improvement=min_improvement,
+            schedule=schedule,
+            halvings=halvings,
             clip_norm=clip_norm,
             clip_value=clip_value,
             l2=l2,
