@@ -37,13 +37,17 @@ class DemoConfig:
 
 
 def training_config(minutes: float, seed: int) -> TrainConfig:
-    """What the demo trains with (the README's longer run uses the same, with more time)."""
+    """What the demo trains with. A weight average (``ema``) gets close to the best model
+    within a couple of minutes; the README's longer run raises dropout and the time."""
     return TrainConfig(
         batch_size=32,
         bptt=35,
         optimizer="adam",
         lr=2e-3,
-        dropout=0.0,
+        dropout=0.1,
+        ema=0.999,
+        schedule="plateau",
+        min_improvement=1.001,
         epochs=100,
         independent=True,
         seed=seed,

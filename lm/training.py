@@ -18,6 +18,14 @@ improved it by less than a factor ``min_improvement`` is a *plateau*.
 
 Without ``--valid`` training runs for ``epochs`` epochs at a constant rate. The best weights on
 validation are what ``weights.npz`` holds.
+
+Weight averaging (``ema`` = a decay d in (0, 1), off by default). Alongside the weights theta
+that the optimiser updates, the trainer keeps their exponential moving average
+theta_bar <- d_n theta_bar + (1 - d_n) theta after every update n, with the warm-up
+d_n = min(d, (1 + n) / (10 + n)) so that the average forgets the initial weights quickly. The
+average is what is validated, kept as the best weights and saved; the optimiser goes on from
+theta, and a rolled-back epoch resets both to the best weights. Averaging removes much of the
+noise of the last updates, so it generalises better, much like decaying the rate.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ class TrainConfig:
     min_improvement: float = 1.003
     schedule: str = "mikolov"  # or "plateau" (module docstring)
     halvings: int = 6  # plateau schedule: halve at most this many times
+    ema: float = 0.0  # decay of the weight average; 0: no averaging (module docstring)
     clip_norm: float | None = None  # None: DEFAULT_CLIP[optimizer]; 0 turns clipping off
     clip_value: float | None = None
     l2: float = 0.0
@@ -92,6 +101,7 @@ class Progress:
     lr: float = 0.0
     halving: bool = False  # mikolov: halving after every epoch has started
     halvings: int = 0  # how many times the rate has been halved
+    updates: int = 0  # optimiser updates so far
     best_ppl: float | None = None
     done: bool = False
     epoch_loss: float = 0.0  # running sum of -ln p over the current epoch
@@ -162,6 +172,11 @@ class Trainer:
         self.rng, self.state, self.opt = rng, progress, opt
         self.show_progress = show_progress
         self.best_params = {k: v.copy() for k, v in net.params.items()}
+        # the weight average theta_bar (module docstring), None without --ema
+        self.ema: dict[str, Array] | None = None
+        if tc.ema:
+            self.ema = {k: v.copy() for k, v in net.params.items()}
+            self._diff = {k: np.empty_like(v) for k, v in net.params.items()}  # scratch
         self.carry: Array | None = None  # state carried between windows
         self._stop_signal: int | None = None
         self._last_checkpoint = time.monotonic()
@@ -231,6 +246,10 @@ class Trainer:
         net = RNNLM(net.config, current)
         trainer = cls(out, net, vocab, tc, vc, rng, state, opt, show_progress)
         trainer.best_params = {k: v.copy() for k, v in best.items()}
+        if trainer.ema is not None:
+            average = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
+            checkpoint.validate_params(average, net.config, path)
+            trainer.ema = average
         trainer.carry = arrays.get("carry")
         return trainer
 
@@ -240,6 +259,8 @@ class Trainer:
         """Write resume.npz: current weights, optimiser, progress, carried state, rng."""
         arrays = {f"param.{k}": v for k, v in self.net.params.items()}
         arrays.update({f"opt.{k}": v for k, v in self.opt.state_dict().items()})
+        if self.ema is not None:
+            arrays.update({f"ema.{k}": v for k, v in self.ema.items()})
         if self.carry is not None:
             arrays["carry"] = self.carry
         meta = {
@@ -387,9 +408,26 @@ class Trainer:
         if tc.clip_norm:
             optim.clip_global_norm(grads, tc.clip_norm)
         self.opt.update(net.params, grads)
+        st.updates += 1
+        if self.ema is not None:
+            self._average()
         self.carry = s_last
         st.epoch_loss += loss
         st.epoch_tokens += x.size
+
+    def _average(self) -> None:
+        """theta_bar <- theta_bar + (1 - d_n) (theta - theta_bar), in place."""
+        n = self.state.updates - 1
+        rate = 1.0 - min(self.tc.ema, (1 + n) / (10 + n))
+        for k, theta in self.net.params.items():
+            bar, diff = self.ema[k], self._diff[k]
+            np.subtract(theta, bar, out=diff)
+            diff *= rate
+            bar += diff
+
+    def _weights(self) -> dict[str, Array]:
+        """The weights validated and kept: the average with --ema, else the current ones."""
+        return self.net.params if self.ema is None else self.ema
 
     def _end_epoch(self, valid: Array | None, log) -> None:
         tc, st, net = self.tc, self.state, self.net
@@ -403,11 +441,12 @@ class Trainer:
         }
         t0 = time.perf_counter()
         if valid is not None:
-            logp, n = evaluate(net, valid, tc.independent, tc.eval_batch_size)
+            validated = RNNLM(net.config, self._weights())
+            logp, n = evaluate(validated, valid, tc.independent, tc.eval_batch_size)
             valid_ppl = math.exp(-logp / n)
             record.update(valid_ppl=valid_ppl, **self._schedule(valid_ppl))
         else:
-            self.best_params = {k: v.copy() for k, v in net.params.items()}
+            self.best_params = {k: v.copy() for k, v in self._weights().items()}
             record.update(valid_ppl=None, accepted=True)
         st.seconds += time.perf_counter() - t0
         record["seconds"] = st.seconds
@@ -428,11 +467,13 @@ class Trainer:
         previous = st.best_ppl
         accepted = previous is None or valid_ppl < previous
         if accepted:
-            self.best_params = {k: v.copy() for k, v in net.params.items()}
+            self.best_params = {k: v.copy() for k, v in self._weights().items()}
             st.best_ppl = valid_ppl
-        else:  # roll back: this epoch's weights are discarded
+        else:  # roll back: this epoch's weights (and their average) are discarded
             for k, v in self.best_params.items():
                 net.params[k][...] = v
+                if self.ema is not None:
+                    self.ema[k][...] = v
         plateau = previous is not None and previous / valid_ppl < tc.min_improvement
         if tc.schedule == "plateau":
             halve = plateau and st.halvings < tc.halvings

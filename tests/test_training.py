@@ -15,6 +15,7 @@ from lm.checkpoint import load_arrays
 from lm.cli import main
 from lm.data import encode_file
 from lm.errors import TrainingError
+from lm.model import RNNLM
 from lm.training import TrainConfig, Trainer, VocabConfig, evaluate
 
 SENTENCES = [
@@ -108,6 +109,43 @@ def test_worse_epoch_is_rolled_back_and_counts_as_plateau(tmp_path, corpus):
     assert t.state.best_ppl == 50.0
 
 
+def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, corpus):
+    d = 0.9
+    t = start(tmp_path / "m", corpus, ema=d, epochs=1, lr=0.05)
+    bar = {k: v.astype(np.float64) for k, v in t.net.params.items()}  # starts at theta_0
+    real_update = t.opt.update
+
+    def update_and_follow(params, grads):
+        real_update(params, grads)
+        n = t.state.updates  # updates before this one
+        rate = 1 - min(d, (1 + n) / (10 + n))
+        for k, theta in params.items():
+            bar[k] += rate * (theta - bar[k])
+
+    t.opt.update = update_and_follow
+    t.run(log=lambda m: None)
+    assert t.state.updates == 11
+    saved = weights(tmp_path / "m")
+    for k, v in bar.items():
+        np.testing.assert_allclose(t.ema[k], v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(saved[k], t.ema[k])  # no --valid: the average is kept
+        assert not np.array_equal(t.ema[k], t.net.params[k])
+
+
+def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, corpus, ema=0.99, epochs=1)
+    t.run(log=lambda m: None)
+    averaged = evaluate(RNNLM(t.net.config, t.ema), encode_file(corpus, t.vocab), False)
+    assert t.state.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
+    for v in [*t.net.params.values(), *t.ema.values()]:
+        v += 1.0  # a bad epoch
+    [(_, accepted, done)] = run_schedule(t, [t.state.best_ppl * 2])
+    assert not accepted and not done
+    for k, v in t.best_params.items():
+        np.testing.assert_array_equal(t.net.params[k], v)
+        np.testing.assert_array_equal(t.ema[k], v)
+
+
 def test_same_seed_gives_identical_weights(tmp_path, corpus):
     start(tmp_path / "a", corpus, seed=7).run(log=lambda m: None)
     start(tmp_path / "b", corpus, seed=7).run(log=lambda m: None)
@@ -129,12 +167,12 @@ def interrupt_after(trainer, n_steps):
     trainer._step = counting_step
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("optimizer, ema", [("adam", 0.0), ("sgd", 0.0), ("adam", 0.9)])
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
 def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
-    tmp_path, corpus, optimizer, stop_after
+    tmp_path, corpus, optimizer, ema, stop_after
 ):
-    kw = dict(optimizer=optimizer, epochs=4)
+    kw = dict(optimizer=optimizer, ema=ema, epochs=4)
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
 
     t = start(tmp_path / "cut", corpus, corpus, **kw)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from corpora.synth import DEFAULT_TOKENS
 from lm.cli.common import handle_errors
 
 
@@ -24,16 +25,24 @@ from lm.cli.common import handle_errors
     show_default=True,
     help="Training time budget (the rest takes about a minute).",
 )
+@click.option(
+    "--tokens",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOKENS,
+    show_default=True,
+    help="Words in the synthetic corpus (all three splits).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
-def command(out, minutes, seed, as_json, quiet):
+def command(out, minutes, tokens, seed, as_json, quiet):
     """Synthetic corpus -> train -> perplexity vs oracle -> score, generate -> cosine."""
     from lm import demo
 
-    summary = demo.run(
-        demo.DemoConfig(out=out, minutes=minutes, seed=seed, progress=not quiet), say=click.echo
+    config = demo.DemoConfig(
+        out=out, minutes=minutes, tokens=tokens, seed=seed, progress=not quiet
     )
+    summary = demo.run(config, say=click.echo)
     if as_json:
         click.echo(json.dumps(summary))

@@ -107,6 +107,14 @@ POSITIVE = click.IntRange(min=1)
     type=click.FloatRange(min=0, min_open=True),
     help="Element-wise gradient clipping to [-v, v].",
 )
+@click.option(
+    "--ema",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=TrainConfig.ema,
+    show_default=True,
+    help="Keep, validate and save a moving average of the weights with this decay "
+    "(e.g. 0.999); 0 = off.",
+)
 @click.option("--l2", type=click.FloatRange(min=0), default=TrainConfig.l2, show_default=True)
 @click.option(
     "--dropout",
@@ -161,6 +169,7 @@ def command(
     halvings,
     clip_norm,
     clip_value,
+    ema,
     l2,
     dropout,
     independent,
@@ -204,6 +213,7 @@ def command(
             halvings=halvings,
             clip_norm=clip_norm,
             clip_value=clip_value,
+            ema=ema,
             l2=l2,
             dropout=dropout,
             independent=independent,
