@@ -187,24 +187,28 @@ def _model_problem(mc: ModelConfig) -> str | None:
     return None
 
 
-def validate_params(params: dict[str, Array], mc: ModelConfig, path: str) -> None:
+def validate_params(
+    params: dict[str, Array], mc: ModelConfig, path: str, prefix: str = ""
+) -> None:
     """Every expected array present with the shape and dtype the config implies, nothing else,
-    all values finite. Errors name the file and the array."""
+    all values finite. Errors name the file and the array (as stored: ``prefix`` + name)."""
     expected = mc.param_shapes()
-    missing = sorted(set(expected) - set(params))
-    extra = sorted(set(params) - set(expected))
+    missing = sorted(prefix + k for k in set(expected) - set(params))
+    extra = sorted(prefix + k for k in set(params) - set(expected))
     if missing:
         raise ModelFileError(f"{path}: missing arrays {', '.join(missing)}")
     if extra:
         raise ModelFileError(f"{path}: unexpected arrays {', '.join(extra)}")
     for k, shape in expected.items():
-        a = params[k]
+        a, name = params[k], prefix + k
         if a.shape != shape:
-            raise ModelFileError(f"{path}: {k} has shape {a.shape}, config.json implies {shape}")
+            raise ModelFileError(
+                f"{path}: {name} has shape {a.shape}, config.json implies {shape}"
+            )
         if a.dtype != np.float32:
-            raise ModelFileError(f"{path}: {k} has dtype {a.dtype}, expected float32")
+            raise ModelFileError(f"{path}: {name} has dtype {a.dtype}, expected float32")
         if not np.isfinite(a).all():
-            raise ModelFileError(f"{path}: {k} holds NaN or infinite values")
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
 
 
 def load_model(directory) -> tuple[RNNLM, Vocab, dict]:

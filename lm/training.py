@@ -231,7 +231,7 @@ class Trainer:
         arrays = checkpoint.load_arrays(path)
         best = net.params
         current = {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}
-        checkpoint.validate_params(current, net.config, path)
+        checkpoint.validate_params(current, net.config, path, prefix="param.")
         try:
             meta = checkpoint.unpack_json(arrays.pop("meta"))
             tc = TrainConfig(**meta["train_config"])
@@ -248,7 +248,7 @@ class Trainer:
         trainer.best_params = {k: v.copy() for k, v in best.items()}
         if trainer.ema is not None:
             average = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
-            checkpoint.validate_params(average, net.config, path)
+            checkpoint.validate_params(average, net.config, path, prefix="ema.")
             trainer.ema = average
         trainer.carry = arrays.get("carry")
         return trainer

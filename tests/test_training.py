@@ -146,6 +146,24 @@ def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
         np.testing.assert_array_equal(t.ema[k], v)
 
 
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda a: a.pop("ema.U"), "missing arrays ema.U"),
+        (lambda a: a.__setitem__("ema.W", np.zeros((3, 3), np.float32)), "ema.W has shape"),
+        (lambda a: a["ema.c"].__setitem__(0, np.nan), "ema.c holds NaN"),
+    ],
+)
+def test_resume_checks_the_saved_average(tmp_path, corpus, tamper, message):
+    start(tmp_path / "m", corpus, ema=0.9, epochs=1).run(log=lambda m: None)
+    path = tmp_path / "m" / "resume.npz"
+    arrays = dict(load_arrays(str(path)))
+    tamper(arrays)
+    np.savez(path, **arrays)
+    with pytest.raises(lm.LMError, match=message):
+        Trainer.resume(str(tmp_path / "m"), show_progress=False)
+
+
 def test_same_seed_gives_identical_weights(tmp_path, corpus):
     start(tmp_path / "a", corpus, seed=7).run(log=lambda m: None)
     start(tmp_path / "b", corpus, seed=7).run(log=lambda m: None)
