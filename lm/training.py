@@ -25,7 +25,8 @@ theta_bar <- d_n theta_bar + (1 - d_n) theta after every update n, with the warm
 d_n = min(d, (1 + n) / (10 + n)) so that the average forgets the initial weights quickly. The
 average is what is validated, kept as the best weights and saved; the optimiser goes on from
 theta, and a rolled-back epoch resets both to the best weights. Averaging removes much of the
-noise of the last updates, so it generalises better, much like decaying the rate.
+noise of the last updates, so at a constant rate it reaches a good model sooner; once the rate
+has been decayed, both end at about the same perplexity (measured on the synthetic corpus).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ Array = np.ndarray
 
 DEFAULT_LR = {"sgd": 1.0, "adam": 5e-3}
 DEFAULT_CLIP = {"sgd": 0.25, "adam": 1.0}
+SCHEDULES = ("mikolov", "plateau")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """The config with optimiser-dependent defaults filled in."""
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), not {self.ema}")
         lr = DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
         clip = DEFAULT_CLIP[self.optimizer] if self.clip_norm is None else self.clip_norm
         return replace(self, lr=lr, clip_norm=clip)

@@ -12,7 +12,7 @@ from lm import activations
 from lm.checkpoint import is_model_dir
 from lm.cli.common import handle_errors
 from lm.errors import LMError
-from lm.training import Interrupted, TrainConfig, Trainer, VocabConfig
+from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
 POSITIVE = click.IntRange(min=1)
 
@@ -84,7 +84,7 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option(
     "--schedule",
-    type=click.Choice(["mikolov", "plateau"]),
+    type=click.Choice(SCHEDULES),
     default=TrainConfig.schedule,
     show_default=True,
     help="mikolov: halve the rate every epoch after the first plateau, stop at the next; "
