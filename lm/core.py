@@ -46,6 +46,13 @@ def one_blas_thread():
         yield
 
 
+def limit_blas_threads(n: int) -> None:
+    """From now on, in this process, use at most n BLAS threads for every product (``lm
+    --threads``). Two jobs that each spin two BLAS threads on two cores slow each other down
+    several times over; one thread each avoids that."""
+    _BLAS.limit(limits=n, user_api="blas")
+
+
 def forward(
     D: Array, W: Array, S0: Array, act: Activation, keep: Array | None = None
 ) -> tuple[Array, Array]:

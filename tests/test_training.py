@@ -295,6 +295,26 @@ def test_cli_trains_and_prints_json(tmp_path, corpus):
     assert (training["schedule"], training["halvings"]) == ("plateau", 3)
 
 
+def blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_threads_option_limits_blas_threads(tmp_path, corpus):
+    from threadpoolctl import threadpool_limits
+
+    before = blas_threads()
+    try:
+        args = ["--hidden", "8", "--batch-size", "4", "--bptt", "5", "--epochs", "1", "--quiet"]
+        r = run_cli("--threads", "1", "train", corpus, "--out", str(tmp_path / "m"), *args)
+        assert r.exit_code == 0, r.output
+        assert blas_threads() == 1
+    finally:
+        threadpool_limits(before, user_api="blas")
+    assert run_cli("--threads", "0", "train", corpus, "--out", str(tmp_path / "n")).exit_code == 2
+
+
 @pytest.mark.parametrize(
     "make_input, message",
     [
