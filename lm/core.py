@@ -49,8 +49,9 @@ def one_blas_thread():
 def limit_blas_threads(n: int) -> None:
     """From now on, in this process, use at most n BLAS threads for every product (``lm
     --threads``). Two jobs that each spin two BLAS threads on two cores slow each other down
-    several times over; one thread each avoids that."""
-    _BLAS.limit(limits=n, user_api="blas")
+    several times over; one thread each avoids that. Every BLAS library loaded so far is
+    limited (scipy may bring its own besides numpy's)."""
+    ThreadpoolController().limit(limits=n, user_api="blas")
 
 
 def forward(
