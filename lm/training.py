@@ -14,7 +14,7 @@ improved it by less than a factor ``min_improvement`` is a *plateau*.
   plateau.
 - ``plateau``: the learning rate is halved at each plateau only, and training ends at the
   plateau after ``halvings`` halvings. Every rate gets as many epochs as it keeps improving,
-  which is slower and ends lower when there are epochs to spend.
+  so it spends more epochs (on the synthetic corpus it ended level with ``mikolov``).
 
 Without ``--valid`` training runs for ``epochs`` epochs at a constant rate. The best weights on
 validation are what ``weights.npz`` holds.
