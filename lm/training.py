@@ -250,6 +250,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise LMError(f"{path}: not a valid training checkpoint ({e})") from None
         net = RNNLM(net.config, current)
+        _validate_optimizer(opt, net.config, path)
         trainer = cls(out, net, vocab, tc, vc, rng, state, opt, show_progress)
         trainer.best_params = {k: v.copy() for k, v in best.items()}
         if trainer.ema is not None:
@@ -525,6 +526,17 @@ class Trainer:
             "skipped_batches": st.skipped_batches,
             "out": self.out,
         }
+
+
+def _validate_optimizer(opt, mc: ModelConfig, path: str) -> None:
+    """Adam's moments, once it has taken a step, have the parameters' shapes; v >= 0."""
+    if not isinstance(opt, optim.Adam) or opt.t == 0:
+        return
+    checkpoint.validate_params(opt.m, mc, path, prefix="opt.m.")
+    checkpoint.validate_params(opt.v, mc, path, prefix="opt.v.")
+    for k, v in opt.v.items():
+        if (v < 0).any():
+            raise LMError(f"{path}: opt.v.{k} holds negative values (a second moment)")
 
 
 def _write_text(path: str, text: str) -> None:

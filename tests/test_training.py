@@ -152,9 +152,12 @@ def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
         (lambda a: a.pop("ema.U"), "missing arrays ema.U"),
         (lambda a: a.__setitem__("ema.W", np.zeros((3, 3), np.float32)), "ema.W has shape"),
         (lambda a: a["ema.c"].__setitem__(0, np.nan), "ema.c holds NaN"),
+        (lambda a: a.pop("opt.m.V"), "missing arrays opt.m.V"),
+        (lambda a: a.__setitem__("opt.v.W", np.zeros((2, 2), np.float32)), "opt.v.W has shape"),
+        (lambda a: a["opt.v.b"].__setitem__(0, -1.0), "opt.v.b holds negative values"),
     ],
 )
-def test_resume_checks_the_saved_average(tmp_path, corpus, tamper, message):
+def test_resume_checks_the_saved_average_and_moments(tmp_path, corpus, tamper, message):
     start(tmp_path / "m", corpus, ema=0.9, epochs=1).run(log=lambda m: None)
     path = tmp_path / "m" / "resume.npz"
     arrays = dict(load_arrays(str(path)))
