@@ -286,11 +286,19 @@ def test_cosine_plot_creates_missing_parent_directories(tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_cosine_plot_under_a_file_is_a_one_line_error(tmp_path):
-    """The OSError (a file where a directory should be) is a one-line error, not a crash."""
+def test_cosine_plot_under_a_file_is_a_one_line_error_before_training(tmp_path, monkeypatch):
+    """The OSError (a file where a directory should be) is a one-line error, not a crash,
+    and it comes before any training."""
+    from lm import cosine
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the plot path")
+
+    monkeypatch.setattr(cosine, "train", no_training)
     (tmp_path / "file").write_text("x")
-    result = run(*COSINE, "--plot", tmp_path / "file" / "pred.png")
-    assert_clean(result, 1, f"lm: error: {tmp_path / 'file'}: File exists")
+    for option in ("--plot", "--loss-plot", "--data-plot"):
+        result = run(*COSINE, option, tmp_path / "file" / "pred.png")
+        assert_clean(result, 1, f"lm: error: {tmp_path / 'file'}: File exists")
 
 
 # ----- real processes -----

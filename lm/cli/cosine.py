@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import numpy as np
@@ -84,6 +85,9 @@ def command(
         if overrides.get(key) == 0:
             overrides[key] = None
     config = cosine.make_config(preset, **overrides)
+    for path in (plot, loss_plot, data_plot):  # fail on a bad path now, not after training
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     result = cosine.train(config, np.random.default_rng(seed), progress=not quiet)
     cosine.save_figures(result, plot=plot, loss_plot=loss_plot, data_plot=data_plot)
     summary = {**result.summary(), "seed": seed}
