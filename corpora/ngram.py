@@ -21,6 +21,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from lm.metrics import perplexity
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
 Sentence = str | Sequence[str]
@@ -32,7 +34,7 @@ def words_of(sentence: Sentence) -> list[str]:
 
 def corpus_perplexity(total_logprob: float, n_words: int, n_sentences: int) -> float:
     """exp(-total / (words + sentences)); ``total_logprob`` is a natural-log sum."""
-    return math.exp(-total_logprob / (n_words + n_sentences))
+    return perplexity(total_logprob, n_words + n_sentences)
 
 
 class _Model:

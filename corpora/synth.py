@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from corpora.text import check_outdir, write_atomic
 from lm.errors import DataError
+from lm.metrics import LN10, perplexity
 
 Array = np.ndarray
 
@@ -612,8 +613,8 @@ def corpus_stats(logprobs: Array, sentences: Sequence[Array]) -> dict:
     words = int(sum(len(s) for s in sentences))
     total = float(np.sum(logprobs))
     return {
-        "ppl": math.exp(-total / (words + len(sentences))),
-        "log10prob": total / math.log(10),
+        "ppl": perplexity(total, words + len(sentences)),
+        "log10prob": total / LN10,
         "sentences": len(sentences),
         "words": words,
     }

@@ -6,6 +6,7 @@ model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
 lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
 """
 
+from lm import scoring
 from lm.api import LanguageModel, load
 from lm.errors import DataError, LMError, ModelFileError, TrainingError
 
@@ -15,8 +16,6 @@ __version__ = "0.1.0"
 def perplexity(model: LanguageModel, lines_or_path, **options):
     """Corpus perplexity of ``model`` on an iterable of sentences or a file path
     (see ``lm.scoring.corpus_perplexity`` for what is counted)."""
-    from lm import scoring
-
     return scoring.corpus_perplexity(model, lines_or_path, **options)
 
 

@@ -17,8 +17,6 @@ never reads such files, and ``remove_temp_files`` deletes them (training does, w
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 import re
 import tempfile
@@ -27,9 +25,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from lm import activations
-from lm.errors import ModelFileError
-from lm.model import RNNLM, ModelConfig
+from lm.checks import is_int
+from lm.errors import LMError, ModelFileError
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 FORMAT_VERSION = 1
@@ -111,7 +109,7 @@ def remove_temp_files(directory) -> list[str]:
     return removed
 
 
-def save_model(directory, net: RNNLM, vocab: Vocab, training: dict | None = None) -> None:
+def save_model(directory, net: Network, vocab: Vocab, training: dict | None = None) -> None:
     """Write config.json, weights.npz and tokenizer.json (each atomically)."""
     os.makedirs(directory, exist_ok=True)
     with atomic_write(os.path.join(directory, "tokenizer.json"), "w") as f:
@@ -140,7 +138,7 @@ def read_config(directory) -> dict:
     if not isinstance(config, dict) or "format_version" not in config:
         raise ModelFileError(f"{path}: no format_version (not an lm model config)")
     version = config["format_version"]
-    if not _is_int(version) or version != FORMAT_VERSION:  # 1.0 or true are not version 1
+    if not is_int(version) or version != FORMAT_VERSION:  # 1.0 or true are not version 1
         raise ModelFileError(
             f"{path}: format version {config['format_version']!r} is not supported "
             f"(this lm reads version {FORMAT_VERSION})"
@@ -149,42 +147,23 @@ def read_config(directory) -> dict:
 
 
 def model_config(config: dict, path: str) -> ModelConfig:
+    """The ``model`` section as a ModelConfig whose parts can be built; ModelFileError naming
+    ``path`` otherwise. A directory written before cells existed has no ``cell``: Elman."""
+    section = config.get("model")
+    if not isinstance(section, dict):
+        raise ModelFileError(f"{path}: bad 'model' section (not an object)")
     try:
-        mc = ModelConfig(**config["model"])
-    except (KeyError, TypeError) as e:
+        mc = ModelConfig(**section)
+        mc.parts()  # e.g. an activation with no derivative cannot make a cell
+    except KeyError as e:
+        raise ModelFileError(f"{path}: bad 'model' section (missing {e})") from None
+    except (TypeError, ValueError, LMError) as e:
         raise ModelFileError(f"{path}: bad 'model' section ({e})") from None
-    problem = _model_problem(mc)
-    if problem:
-        raise ModelFileError(f"{path}: bad 'model' section ({problem})")
     if mc.n_vocab != config.get("n_vocab"):
         raise ModelFileError(
             f"{path}: model.n_vocab {mc.n_vocab} != n_vocab {config.get('n_vocab')}"
         )
     return mc
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _model_problem(mc: ModelConfig) -> str | None:
-    """Why ``mc`` cannot describe a network (a value of the wrong type or out of range)."""
-    for name in ("n_vocab", "hidden"):
-        if not (_is_int(getattr(mc, name)) and getattr(mc, name) >= 1):
-            return f"{name} must be an integer >= 1, got {getattr(mc, name)!r}"
-    if mc.input not in ("onehot", "embedding"):
-        return f"input must be 'onehot' or 'embedding', got {mc.input!r}"
-    if mc.input == "embedding" and not (_is_int(mc.embed_dim) and mc.embed_dim >= 1):
-        return f"embed_dim must be an integer >= 1, got {mc.embed_dim!r}"
-    if mc.activation not in activations.NAMES:
-        return f"activation must be one of {', '.join(activations.NAMES)}, got {mc.activation!r}"
-    if not (
-        isinstance(mc.alpha, numbers.Real)
-        and not isinstance(mc.alpha, bool)
-        and math.isfinite(mc.alpha)
-    ):
-        return f"alpha must be a finite number, got {mc.alpha!r}"
-    return None
 
 
 def validate_params(
@@ -211,7 +190,7 @@ def validate_params(
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
 
 
-def load_model(directory) -> tuple[RNNLM, Vocab, dict]:
+def load_model(directory) -> tuple[Network, Vocab, dict]:
     """Read and validate a model directory: (network, vocabulary, config dict)."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
@@ -230,7 +209,7 @@ def load_model(directory) -> tuple[RNNLM, Vocab, dict]:
     weights_path = os.path.join(directory, "weights.npz")
     params = load_arrays(weights_path)
     validate_params(params, mc, weights_path)
-    return RNNLM(mc, params), vocab, config
+    return Network.build(mc, params), vocab, config
 
 
 def pack_json(obj) -> Array:

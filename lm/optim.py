@@ -39,6 +39,30 @@ def clip_global_norm(grads: Params, max_norm: float) -> float:
     return norm
 
 
+def guarded_update(
+    params: Params,
+    grads: Params,
+    optimizer,
+    loss: float,
+    clip_value: float | None = None,
+    clip_norm: float | None = None,
+) -> bool:
+    """One training update, shared by every task: unless the loss or the gradient norm is
+    not finite (then nothing changes and False is returned, for the caller to stop or skip),
+    clip the gradients (element-wise to [-clip_value, clip_value], then the global norm to
+    clip_norm; None or 0 turns either off) and let ``optimizer`` update ``params`` in place.
+    """
+    norm = global_norm(grads)
+    if not (np.isfinite(loss) and np.isfinite(norm)):
+        return False
+    if clip_value:
+        clip_values(grads, clip_value)
+    if clip_norm:
+        clip_global_norm(grads, clip_norm)
+    optimizer.update(params, grads)
+    return True
+
+
 class SGD:
     """Plain gradient descent p <- p - lr * (g + l2 * p). Uses the gradient arrays as scratch
     space (they are overwritten), so no temporary of a parameter's size is allocated."""

@@ -45,7 +45,7 @@ from lm import activations, checkpoint, optim
 from lm.activations import require_trainable
 from lm.data import batchify, encode_file, n_windows, read_lines, sentence_columns, windows
 from lm.errors import DataError, LMError, TrainingError
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import EOS, Vocab
 
 Array = np.ndarray
@@ -137,7 +137,7 @@ def unigram_log_probs(stream: Array, n_vocab: int) -> Array:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def evaluate(net: RNNLM, stream: Array, independent: bool, B: int = 32, T: int = 128):
+def evaluate(net: Network, stream: Array, independent: bool, B: int = 32, T: int = 128):
     """Total natural-log probability of a stream and the number of predicted tokens.
 
     Every word and every ``</s>`` is predicted (SRILM's ``ppl`` counts); the opening ``</s>``
@@ -165,7 +165,7 @@ class Trainer:
     def __init__(
         self,
         out: str,
-        net: RNNLM,
+        net: Network,
         vocab: Vocab,
         tc: TrainConfig,
         vc: VocabConfig,
@@ -208,7 +208,7 @@ class Trainer:
         mc = ModelConfig(n_vocab=vocab.size, **mc_args)
         require_trainable(activations.get(mc.activation, mc.alpha))
         rng = np.random.default_rng(tc.seed)
-        net = RNNLM.create(mc, rng)
+        net = Network.create(mc, rng)
         stream = encode_file(train_path, vocab)
         net.params["c"][:] = unigram_log_probs(stream, vocab.size)
         state = Progress(
@@ -249,7 +249,7 @@ class Trainer:
             rng.bit_generator.state = meta["rng"]
         except (KeyError, TypeError, ValueError) as e:
             raise LMError(f"{path}: not a valid training checkpoint ({e})") from None
-        net = RNNLM(net.config, current)
+        net = Network.build(net.config, current)
         _validate_optimizer(opt, net.config, path)
         trainer = cls(out, net, vocab, tc, vc, rng, state, opt, show_progress)
         trainer.best_params = {k: v.copy() for k, v in best.items()}
@@ -281,7 +281,7 @@ class Trainer:
         self._last_checkpoint = time.monotonic()
 
     def save_best(self) -> None:
-        net = RNNLM(self.net.config, self.best_params)
+        net = Network.build(self.net.config, self.best_params)
         training = {
             "config": asdict(self.tc),
             "vocab": asdict(self.vc),
@@ -399,8 +399,9 @@ class Trainer:
         loss, grads, s_last = net.loss_and_grads(
             x, y, self.carry, tc.truncate, keep, tc.dropout, self.rng
         )
-        norm = optim.global_norm(grads)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
+        if not optim.guarded_update(
+            net.params, grads, self.opt, loss, tc.clip_value, tc.clip_norm
+        ):
             if tc.on_nan == "skip":
                 st.skipped_batches += 1
                 self.carry = net.zero_state(tc.batch_size)
@@ -410,11 +411,6 @@ class Trainer:
                 f"good checkpoint in {self.out} is kept; try a smaller --lr or --clip-norm "
                 "(or --on-nan skip)"
             )
-        if tc.clip_value:
-            optim.clip_values(grads, tc.clip_value)
-        if tc.clip_norm:
-            optim.clip_global_norm(grads, tc.clip_norm)
-        self.opt.update(net.params, grads)
         st.updates += 1
         if self.ema is not None:
             self._average()
@@ -448,7 +444,7 @@ class Trainer:
         }
         t0 = time.perf_counter()
         if valid is not None:
-            validated = RNNLM(net.config, self._weights())
+            validated = Network.build(net.config, self._weights())
             logp, n = evaluate(validated, valid, tc.independent, tc.eval_batch_size)
             valid_ppl = math.exp(-logp / n)
             record.update(valid_ppl=valid_ppl, **self._schedule(valid_ppl))

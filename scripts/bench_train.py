@@ -25,7 +25,7 @@ import numpy as np
 
 from lm import optim
 from lm.data import batchify, encode_file, windows
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 PTB = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "ptb" / "ptb.valid.txt"
@@ -62,7 +62,7 @@ def bench_lm(columns, tokens: int, input_kind: str) -> float:
     config = ModelConfig(
         n_vocab=V, hidden=H, input=input_kind, embed_dim=E if input_kind == "embedding" else 0
     )
-    net = RNNLM.create(config, np.random.default_rng(0))
+    net = Network.create(config, np.random.default_rng(0))
     opt = optim.SGD(lr=1.0)
     s = net.zero_state(B)
     done, t0 = 0, None

@@ -6,7 +6,7 @@ import numpy as np
 
 from lm import checkpoint
 from lm.api import LanguageModel
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 TINY_CORPUS = [
@@ -36,7 +36,7 @@ def make_model(
         embed_dim=embed_dim if input == "embedding" else 0,
         activation=activation,
     )
-    net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
+    net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in ("V", "c", "U"):
         net.params[k] *= net.params[k].dtype.type(scale)
     return LanguageModel(net, vocab, {})

@@ -23,7 +23,7 @@ from lmfixtures import make_model, save_model_dir
 import lm
 from lm import checkpoint
 from lm.errors import ModelFileError
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,7 +364,7 @@ def test_model_directory_that_is_a_file(tmp_path):
 def test_lowercasing_tokenizer_still_loads(tmp_path):
     """The tokenizer check accepts what Vocab.build writes, lowercasing included."""
     vocab = Vocab.build(["The Cat sat", "a DOG"], lowercase=True)
-    net = RNNLM.create(ModelConfig(n_vocab=vocab.size, hidden=4), np.random.default_rng(0))
+    net = Network.create(ModelConfig(n_vocab=vocab.size, hidden=4), np.random.default_rng(0))
     checkpoint.save_model(tmp_path / "m", net, vocab)
     assert lm.load(tmp_path / "m").vocab.encode("THE cat")[1].tolist() == [False, False]
 

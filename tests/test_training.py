@@ -15,7 +15,7 @@ from lm.checkpoint import load_arrays
 from lm.cli import main
 from lm.data import encode_file
 from lm.errors import TrainingError
-from lm.model import RNNLM
+from lm.model import Network
 from lm.training import TrainConfig, Trainer, VocabConfig, evaluate
 
 SENTENCES = [
@@ -135,7 +135,7 @@ def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, co
 def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
     t = start(tmp_path / "m", corpus, corpus, ema=0.99, epochs=1)
     t.run(log=lambda m: None)
-    averaged = evaluate(RNNLM(t.net.config, t.ema), encode_file(corpus, t.vocab), False)
+    averaged = evaluate(Network.build(t.net.config, t.ema), encode_file(corpus, t.vocab), False)
     assert t.state.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
     for v in [*t.net.params.values(), *t.ema.values()]:
         v += 1.0  # a bad epoch

@@ -30,17 +30,7 @@ def main(debug: bool, threads: int | None) -> None:
     keep_freed_memory()
 
 
-def _register() -> None:
-    import importlib
+from lm.cli import corpus, cosine, demo, generate, perplexity, plot, score, train  # noqa: E402
 
-    for name in ("cosine", "plot", "train", "score", "perplexity", "generate", "corpus", "demo"):
-        try:
-            module = importlib.import_module(f"lm.cli.{name}")
-        except ModuleNotFoundError as e:  # a command module not written yet
-            if e.name != f"lm.cli.{name}":
-                raise
-            continue
-        main.add_command(module.command)
-
-
-_register()
+for _module in (cosine, plot, train, score, perplexity, generate, corpus, demo):
+    main.add_command(_module.command)

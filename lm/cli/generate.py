@@ -83,7 +83,7 @@ def command(model_dir, prompt, as_json, **options):
     model = load(model_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PromptWarning)
-        samples = generate_with(model, prompt, opts)
+        samples = generate_with(model.net, model.vocab, prompt, opts)
     for w in caught:
         click.echo(f"lm: warning: {w.message}", err=True)
     for s in samples:
