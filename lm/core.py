@@ -114,12 +114,13 @@ def backward(
     """
     T = dS.shape[0]
     keep = cache["keep"]
+    S_in = S[:-1] if keep is None else S[:-1] * keep  # the states each step actually read
+    cache["S_in"] = S_in
     cell.prepare(p, cache, S)
     if truncate is None or truncate >= T:
         dD, dR, dS0 = _full(cell, p, cache, dS, keep)
     else:
         dD, dR, dS0 = _truncated(cell, p, cache, dS, truncate, keep)
-    S_in = S[:-1] if keep is None else S[:-1] * keep  # the states each step actually read
     return dD, cell.weight_grads(p, S_in, dD if dR is None else dR), dS0
 
 

@@ -177,8 +177,8 @@ def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Para
 
     ``scaled``: each part's own initialisation (``lm.inputs``, ``lm.cells``, ``lm.heads``),
     except U ~ N(0, 0.5^2) (inputs in [-1, 1] then drive tanh mostly in its near-linear
-    range). ``uniform01``: every weight matrix ~ uniform(0, 1) (the chapter's init).
-    Biases start at 0.
+    range). ``uniform01``: every weight matrix ~ uniform(0, 1) (the chapter's init). Biases
+    start at 0, but for the cell's own (the LSTM's forget gate, with ``scaled``).
     """
     net = network(config, n_inputs)
     shapes = net.param_shapes()
@@ -188,6 +188,7 @@ def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Para
         params = {"U": rng.normal(0, 0.5, shapes["U"])}
         params.update(net.cell.init(config.hidden, rng))
         params.update(net.head.init(config.hidden, rng))
+        params["b"] = net.cell.drive_bias(config.hidden)  # e.g. the LSTM's forget gate
     else:
         raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
     for k, shape in shapes.items():  # biases (and any other vector) start at zero

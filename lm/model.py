@@ -63,6 +63,11 @@ class ModelConfig:
         if not (is_real(self.alpha) and np.isfinite(self.alpha)):
             raise ValueError(f"alpha must be a finite number, got {self.alpha!r}")
         require_choice("cell", self.cell, cells.NAMES)
+        if self.cell != "elman" and self.activation != "tanh":
+            raise ValueError(
+                f"the {self.cell} cell has fixed nonlinearities: activation applies to the "
+                f"elman cell only, got {self.activation!r}"
+            )
         require_choice("output", self.output, heads.NAMES)
 
     def to_dict(self) -> dict:
@@ -125,6 +130,7 @@ class Network:
         H = self.hidden
         params = {**self.cell.init(H, rng), **self.head.init(H, rng, counts)}
         params.update(self.inputs.init(self.cell.gates * H, rng))
+        params["b"] = params["b"] + self.cell.drive_bias(H)  # e.g. the LSTM's forget gate
         return {k: np.asarray(v).astype(dtype) for k, v in params.items()}
 
     @property

@@ -9,13 +9,14 @@ from lm.model import ModelConfig, Network
 N_VOCAB = 7
 
 
-def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0):
+def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0, cell="elman"):
     config = ModelConfig(
         n_vocab=N_VOCAB,
         hidden=hidden,
         input=input,
         embed_dim=4 if input == "embedding" else 0,
         activation=activation,
+        cell=cell,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
@@ -107,3 +108,55 @@ def test_gradient_with_dropout_masks(input):
     check_gradients(
         lambda params: run()[0] / (T * B), net.params, grads, context=f"input={input}, dropout"
     )
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("independent", [False, True])
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_whole_model_gradient_gated_cells(cell, input, independent, dropout):
+    """Input layer + gated cell + softmax head, full BPTT, resets and dropout masks."""
+    rng = np.random.default_rng(4)
+    net = make_net(input, cell=cell)
+    T, B = 5, 3
+    x, y = rng.integers(0, N_VOCAB, (2, T, B))
+    x[2, 1] = 2  # a sentence start inside the window
+    S0 = rng.normal(0, 0.5, net.zero_state(B).shape)
+    keep = (x != 2)[..., None].astype(float) if independent else None
+
+    def run():
+        return net.loss_and_grads(x, y, S0, None, keep, dropout, np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params)
+    context = f"cell={cell}, input={input}, independent={independent}, dropout={dropout}"
+    check_gradients(lambda p: run()[0] / (T * B), net.params, grads, context=context)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_truncated_whole_model_gradient_stops_at_the_horizon(cell):
+    """With K >= T the truncated gradient is the full one; with K = 1 the input rows of the
+    first steps lose the later losses' share (the definition is checked in test_cells.py)."""
+    rng = np.random.default_rng(6)
+    net = make_net("onehot", cell=cell)
+    x, y = rng.integers(0, N_VOCAB, (2, 5, 2))
+    S0 = net.zero_state(2)
+    _, full, _ = net.loss_and_grads(x, y, S0, None)
+    _, cut, _ = net.loss_and_grads(x, y, S0, 5)
+    for k in full:
+        np.testing.assert_allclose(cut[k], full[k], rtol=1e-12, atol=1e-15)
+    _, short, _ = net.loss_and_grads(x, y, S0, 1)
+    assert not np.allclose(short["U"], full["U"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_next_word_distributions_sum_to_one_and_steps_match(cell):
+    net = make_net("embedding", cell=cell, dtype=np.float32)
+    x = np.random.default_rng(0).integers(0, N_VOCAB, (6, 3))
+    S = net.states(x, net.zero_state(3))
+    s = net.zero_state(3)
+    for t in range(6):
+        s = net.step(x[t], s)
+        np.testing.assert_allclose(s, S[t + 1], rtol=1e-5, atol=1e-6)
+        p = np.exp(net.next_logprobs(s).astype(np.float64))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)

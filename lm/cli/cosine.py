@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lm import activations, cosine
+from lm import activations, cells, cosine
 from lm.cli.common import handle_errors
 
 _PATH = click.Path(dir_okay=False, writable=True)
@@ -27,7 +27,14 @@ _MAX_ROWS = 20  # epochs printed in text mode: all of them up to this many, else
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate.")
 @click.option("--hidden", type=click.IntRange(min=1), help="Hidden units H.")
-@click.option("--activation", type=click.Choice(activations.NAMES), help="Activation f.")
+@click.option(
+    "--cell",
+    type=click.Choice(cells.NAMES),
+    help="Recurrent cell [default: elman]; gru and lstm have fixed nonlinearities.",
+)
+@click.option(
+    "--activation", type=click.Choice(activations.NAMES), help="The elman cell's activation f."
+)
 @click.option("--alpha", type=click.FloatRange(min=0), help="Leaky ReLU slope (default 0.01).")
 @click.option("--truncate", type=click.IntRange(min=1), help="BPTT horizon K (>= 50 is full BPTT).")
 @click.option(
@@ -52,6 +59,7 @@ def command(
     epochs,
     lr,
     hidden,
+    cell,
     activation,
     alpha,
     truncate,
@@ -70,7 +78,13 @@ def command(
     spaced epochs when there are more; the progress bar on stderr shows them all) and the
     validation RMSE. With --json, stdout is one JSON object instead.
     """
+    if cell not in (None, "elman") and activation is not None:
+        raise click.BadParameter(
+            f"the {cell} cell has fixed nonlinearities; --activation applies to --cell elman only",
+            param_hint="--activation",
+        )
     given = {
+        "cell": cell,
         "epochs": epochs,
         "lr": lr,
         "hidden": hidden,

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from lm import activations
+from lm import activations, cells
 from lm.checkpoint import is_model_dir
 from lm.cli.common import handle_errors
 from lm.errors import LMError
@@ -53,10 +53,19 @@ POSITIVE = click.IntRange(min=1)
     default="onehot",
     show_default=True,
 )
+@click.option(
+    "--cell",
+    type=click.Choice(cells.NAMES),
+    default="elman",
+    show_default=True,
+    help="Recurrent cell: elman (s = f(x U + s W + b)), gru or lstm (PyTorch's equations).",
+)
 @click.option("--embed-dim", type=POSITIVE, default=200, show_default=True)
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
 @click.option(
-    "--activation", type=click.Choice(activations.NAMES), default="tanh", show_default=True
+    "--activation",
+    type=click.Choice(activations.NAMES),
+    help="The elman cell's f [default: tanh]; gated cells have their own.",
 )
 @click.option("--alpha", type=float, default=0.01, show_default=True, help="Leaky ReLU slope.")
 @click.option("--batch-size", type=POSITIVE, default=20, show_default=True)
@@ -154,6 +163,7 @@ def command(
     min_count,
     lowercase,
     input_kind,
+    cell,
     embed_dim,
     hidden,
     activation,
@@ -191,6 +201,7 @@ def command(
     else:
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
+        activation = _activation_for(cell, activation)
         if activation == "step":
             raise click.BadParameter(
                 "step cannot be trained: its derivative is zero almost everywhere, and gradient "
@@ -228,6 +239,7 @@ def command(
             embed_dim=embed_dim if input_kind == "embedding" else 0,
             activation=activation,
             alpha=alpha,
+            cell=cell,
         )
         trainer = Trainer.start(
             out,
@@ -247,3 +259,13 @@ def command(
     log(f"best valid ppl {summary['valid_ppl']}; model in {summary['out']}")
     if as_json:
         click.echo(json.dumps(summary))
+
+
+def _activation_for(cell: str, activation: str | None) -> str:
+    """The activation to build ``cell`` with: --activation is the elman cell's alone."""
+    if activation is not None and cell != "elman":
+        raise click.BadParameter(
+            f"the {cell} cell has fixed nonlinearities; --activation applies to --cell elman only",
+            param_hint="--activation",
+        )
+    return activation or "tanh"
