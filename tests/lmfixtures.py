@@ -26,6 +26,7 @@ def make_model(
     seed=0,
     scale=3.0,
     dtype=np.float32,
+    cell="elman",
 ) -> LanguageModel:
     """A LanguageModel with random weights (scaled up so distributions are far from uniform)."""
     vocab = Vocab.build(lines)
@@ -35,6 +36,7 @@ def make_model(
         input=input,
         embed_dim=embed_dim if input == "embedding" else 0,
         activation=activation,
+        cell=cell,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in ("V", "c", "U"):

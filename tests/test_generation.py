@@ -19,9 +19,9 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return make_model()
+@pytest.fixture(scope="module", params=["elman", "gru", "lstm"])
+def model(request):
+    return make_model(cell=request.param)
 
 
 def word_ids(model, words):
@@ -84,9 +84,10 @@ def assert_matches_distribution(counts, probs):
 
 
 @pytest.mark.parametrize("prompt", ["", "the cat", "a dog saw"])
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "gru", "lstm"])
 def test_greedy_is_the_argmax_at_every_step(prompt, kind):
-    m = make_model(input=kind, seed=3)
+    options = {"cell": kind} if kind in ("gru", "lstm") else {"input": kind}
+    m = make_model(seed=3, **options)
     (s,) = m.generate(prompt=prompt, greedy=True, max_tokens=30)
     prompt_ids = word_ids(m, s.prompt_tokens)
     ids = word_ids(m, s.tokens)

@@ -21,7 +21,13 @@ from lm.tokenizer import BOS, EOS, UNK
 
 LN10 = math.log(10.0)
 PTB_VALID = "/work/shared/corpora/ptb/ptb.valid.txt"
-MODELS = {kind: make_model(input=kind) for kind in ("onehot", "embedding")}
+KINDS = {  # model variants every scoring property is checked on
+    "onehot": {"input": "onehot"},
+    "embedding": {"input": "embedding"},
+    "gru": {"cell": "gru"},
+    "lstm": {"cell": "lstm", "input": "embedding"},
+}
+MODELS = {kind: make_model(**options) for kind, options in KINDS.items()}
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
 
 
@@ -41,7 +47,7 @@ def replay(model, ids, bos=True, eos=True) -> np.ndarray:
 # ----- the chain rule -----
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("bos", [True, False])
 @pytest.mark.parametrize("eos", [True, False])
 @pytest.mark.parametrize("sentence", ["the cat sat on the mat", "", "zebra", "a <unk> dog </s>"])
@@ -73,12 +79,12 @@ def test_bos_false_predicts_the_first_word_from_the_output_bias():
     assert first == pytest.approx(expected / LN10, rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("bos", [True, False])
 def test_sentence_probabilities_sum_to_one(kind, bos):
     """sum of P(s </s>) over all sentences of up to L tokens + P(longer than L) = 1, by
     enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary."""
-    model = make_model(lines=["a b c"], input=kind, hidden=6, dtype=np.float64, seed=3)
+    model = make_model(lines=["a b c"], hidden=6, dtype=np.float64, seed=3, **KINDS[kind])
     n_vocab = model.net.config.n_vocab
     assert n_vocab == 6
     tokens = [i for i in range(n_vocab) if i != EOS]
@@ -176,7 +182,7 @@ sentences_st = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @settings(max_examples=40, deadline=None)
 @given(lines=sentences_st, batch_size=st.integers(1, 8), bos=st.booleans(), eos=st.booleans())
 def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
@@ -188,7 +194,7 @@ def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
         np.testing.assert_allclose(s.log10probs, alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_windows_and_small_groups_carry_the_state(kind, monkeypatch):
     model = MODELS[kind]
     rng = np.random.default_rng(1)
