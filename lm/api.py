@@ -17,10 +17,11 @@ import os
 
 from lm import checkpoint
 from lm.model import RNNLM
+from lm.stateful import StatefulMixin
 from lm.tokenizer import Vocab
 
 
-class LanguageModel:
+class LanguageModel(StatefulMixin):
     """A trained model: the network, its vocabulary and its configuration."""
 
     def __init__(
@@ -39,6 +40,12 @@ class LanguageModel:
         )
 
     # scoring (lm.scoring)
+
+    def token_logprobs(self, sequences, bos=True, eos=True, words=None, batch_size=None):
+        """ln P of every token: ``lm.scoring.score_ids`` (``words`` unused by the RNN)."""
+        from lm import scoring
+
+        return scoring.score_ids(self.net, sequences, bos, eos, batch_size or scoring.BATCH_SIZE)
 
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
         from lm import scoring

@@ -236,7 +236,8 @@ def score_chunks(
             error = e
         if chunk:
             ids, oov = model.vocab.encode_batch(chunk)
-            lps = score_ids(model.net, ids, bos=bos, eos=eos, batch_size=batch_size)
+            words = [model.vocab.split(line) for line in chunk]
+            lps = model.token_logprobs(ids, bos, eos, words=words, batch_size=batch_size)
             yield [_sentence_score(*row, bos, eos) for row in zip(chunk, ids, oov, lps)]
         if error is not None:
             raise error
