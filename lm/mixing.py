@@ -200,21 +200,28 @@ def best_weight(
     Each step computes the n-gram's posterior share of every token,
     r_t = W p_ngram,t / ((1 - W) p_rnn,t + W p_ngram,t) = sigmoid(diff_t + logit W), and sets
     W to their mean; the log-likelihood is concave in W, so this climbs to its maximum. Stops
-    when W moves by less than ``tol``. Returns (W, iterations). An empty ``diff`` returns
-    ``start``.
+    when W moves by less than ``tol``, then keeps 0 or 1 instead if that is at least as
+    likely (EM only approaches an optimum on the boundary). Returns (W, iterations). An empty
+    ``diff`` returns ``start``.
     """
     d = np.asarray(diff, dtype=np.float64)
     w = float(start)
     if d.size == 0:
         return w, 0
-    for iteration in range(1, max_iter + 1):
+    iteration = 0
+    while iteration < max_iter:
+        iteration += 1
         logit = math.log(w) - math.log1p(-w) if 0.0 < w < 1.0 else math.copysign(math.inf, w - 0.5)
         posterior = 0.5 * (1.0 + np.tanh(0.5 * (d + logit)))  # sigmoid, stable both ways
         new = float(posterior.mean())
-        if abs(new - w) < tol:
-            return new, iteration
+        done = abs(new - w) < tol
         w = new
-    return w, max_iter
+        if done:
+            break
+    # EM creeps towards an optimum on the boundary (one model better on every token that
+    # matters) without reaching it: keep an end point when it is at least as good
+    gain = {x: float(np.sum(mix_logprobs(np.zeros(d.size), d, x))) for x in (w, 0.0, 1.0)}
+    return max(gain, key=lambda x: (gain[x], x == w)), iteration
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,18 @@ def main(debug: bool, threads: int | None) -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("cosine", "plot", "train", "score", "perplexity", "generate", "corpus", "demo"):
+    for name in (
+        "cosine",
+        "plot",
+        "train",
+        "score",
+        "perplexity",
+        "mix",
+        "rescore",
+        "generate",
+        "corpus",
+        "demo",
+    ):
         try:
             module = importlib.import_module(f"lm.cli.{name}")
         except ModuleNotFoundError as e:  # a command module not written yet
