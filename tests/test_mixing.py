@@ -4,6 +4,7 @@ force grid, and the interpolated model's API against the two models scored apart
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -192,3 +193,18 @@ def test_tune_weight_minimises_the_held_out_perplexity(model, arpa):
     assert r.ppl_mixture < min(r.ppl_rnn, r.ppl_ngram)
     with pytest.raises(TypeError, match="read_lines"):
         mixing.tune_weight(model, arpa, "dev.txt")
+
+
+PTB_TEST = "/work/shared/corpora/ptb/ptb.test.txt"
+PTB_ARPA = "/work/shared/corpora/ngram/ptb-train90.5gram.arpa"
+
+
+@pytest.mark.skipif(
+    not (os.path.exists(PTB_TEST) and os.path.exists(PTB_ARPA)), reason="needs ../shared/corpora"
+)
+def test_the_ptb_5gram_through_the_mixture_at_weight_one_is_its_published_figure(model):
+    """The shared README gives 189.57 for the 5-gram on ptb.test.txt (every token, OOVs as
+    <unk>): the mixture code at W = 1 must reproduce it, whatever the RNN's vocabulary."""
+    r = lm.perplexity(lm.interpolate(model, PTB_ARPA, 1.0), PTB_TEST, progress=False)
+    assert r.tokens == 82430
+    assert r.ppl == pytest.approx(189.57, abs=0.01)
