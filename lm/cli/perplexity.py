@@ -20,7 +20,9 @@ from lm.cli.common import handle_errors
 from lm.cli.score import input_lines, load_scorer, scoring_options, unk_penalty_option
 
 
-@click.command("perplexity", short_help="Corpus perplexity of a model on a file (SRILM's counts).")
+@click.command(
+    "perplexity", short_help="Corpus perplexity on a file: SRILM's and KenLM's summaries."
+)
 @click.argument("model_dir")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
