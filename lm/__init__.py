@@ -4,11 +4,13 @@ import lm
 model = lm.load("model_dir")
 model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
 lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
+mixed = lm.interpolate(model, "5gram.arpa", 0.3)   # (1 - 0.3) p_rnn + 0.3 p_ngram per token
 """
 
 from lm import scoring
 from lm.api import LanguageModel, load
 from lm.errors import DataError, LMError, ModelFileError, TrainingError
+from lm.mixing import InterpolatedModel, interpolate
 
 __version__ = "0.1.0"
 
@@ -20,12 +22,14 @@ def perplexity(model: LanguageModel, lines_or_path, **options):
 
 
 __all__ = [
-    "load",
-    "perplexity",
-    "LanguageModel",
-    "LMError",
     "DataError",
+    "InterpolatedModel",
+    "LMError",
+    "LanguageModel",
     "ModelFileError",
     "TrainingError",
     "__version__",
+    "interpolate",
+    "load",
+    "perplexity",
 ]

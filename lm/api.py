@@ -20,10 +20,11 @@ from collections.abc import Iterator
 
 from lm import checkpoint, generation, scoring
 from lm.model import Network
+from lm.stateful import StatefulMixin
 from lm.tokenizer import Vocab
 
 
-class LanguageModel:
+class LanguageModel(StatefulMixin):
     """A trained model: the network, its vocabulary and its configuration."""
 
     needs_words = False  # the network scores ids; see lm.scoring.TokenScorer

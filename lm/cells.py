@@ -220,7 +220,7 @@ class GRU:
         dD[..., 2 * H :] = da_n
         dR[..., 2 * H :] = da_n * r  # a_n = d_n + r * R_n
         dD[..., :H] = da_n * Rn * r * (1 - r)  # through r = sigmoid(a_r)
-        dD[..., H:2 * H] = g * (h - n) * z * (1 - z)  # through z = sigmoid(a_z)
+        dD[..., H : 2 * H] = g * (h - n) * z * (1 - z)  # through z = sigmoid(a_z)
         dR[..., : 2 * H] = dD[..., : 2 * H]
         back = None
         if prev:

@@ -166,9 +166,7 @@ def model_config(config: dict, path: str) -> ModelConfig:
     return mc
 
 
-def validate_params(
-    params: dict[str, Array], mc: ModelConfig, path: str, prefix: str = ""
-) -> None:
+def validate_params(params: dict[str, Array], mc: ModelConfig, path: str, prefix: str = "") -> None:
     """Every expected array present with the shape and dtype the config implies, nothing else,
     all values finite. Errors name the file and the array (as stored: ``prefix`` + name)."""
     expected = mc.param_shapes()
@@ -181,9 +179,7 @@ def validate_params(
     for k, shape in expected.items():
         a, name = params[k], prefix + k
         if a.shape != shape:
-            raise ModelFileError(
-                f"{path}: {name} has shape {a.shape}, config.json implies {shape}"
-            )
+            raise ModelFileError(f"{path}: {name} has shape {a.shape}, config.json implies {shape}")
         if a.dtype != np.float32:
             raise ModelFileError(f"{path}: {name} has dtype {a.dtype}, expected float32")
         if not np.isfinite(a).all():

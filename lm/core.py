@@ -170,4 +170,3 @@ def _truncated(cell: Cell, p: dict, cache: dict, dS: Array, K: int, keep: Array 
         dS0 += back[0]  # from the loss at step k + 1, reaching S[0]
         G = back[1:]
     return dD, dR, dS0
-

@@ -76,8 +76,10 @@ class ModelConfig:
     def parts(self):
         """(input layer, cell, head) this configuration describes."""
         layer = inputs.make(self.input, self.n_vocab, self.embed_dim)
-        return layer, cells.make(self.cell, self.activation, self.alpha), heads.make(
-            self.output, self.n_vocab
+        return (
+            layer,
+            cells.make(self.cell, self.activation, self.alpha),
+            heads.make(self.output, self.n_vocab),
         )
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

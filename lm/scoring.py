@@ -447,3 +447,48 @@ def corpus_perplexity(
                 bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
     return totals.result()
 
+
+# ----- OOV rate (for lm train's closing summary) -----
+
+
+@dataclass(frozen=True)
+class OovRate:
+    """Words of a text outside a vocabulary: ``oovs`` of ``words`` (a literal ``<unk>`` is a
+    vocabulary word, as in scoring); ``rate`` = oovs / words, nan for no words."""
+
+    words: int
+    oovs: int
+
+    @property
+    def rate(self) -> float:
+        return self.oovs / self.words if self.words else math.nan
+
+    def describe(self, name: str) -> str:
+        """One line, e.g. ``valid.txt: OOV rate 4.66% (3669 of 78669 words outside the
+        vocabulary, scored as <unk>)``."""
+        rate = "undefined" if not self.words else f"{100 * self.rate:.2f}%"
+        return (
+            f"{name}: OOV rate {rate} ({self.oovs} of {self.words} words outside the "
+            "vocabulary, scored as <unk>)"
+        )
+
+
+def oov_rate(vocab: Vocab, lines_or_path, errors: str = "strict") -> OovRate:
+    """How many words of a text (a path, "-" for stdin, or an iterable of lines) the
+    vocabulary lacks, streamed ``CHUNK_LINES`` lines at a time.
+
+    Good: ``oov_rate(model.vocab, "valid.txt").describe("valid.txt")`` at the end of training.
+    Bad: ``oov_rate(model.vocab, "the cat sat")``: a str is a path (DataError: no such file).
+    """
+    if isinstance(lines_or_path, (str, os.PathLike)):
+        lines = data.read_lines(lines_or_path, errors)
+    else:
+        lines = iter(lines_or_path)
+    words = oovs = 0
+    while True:
+        chunk = list(itertools.islice(lines, CHUNK_LINES))
+        if not chunk:
+            return OovRate(words, oovs)
+        _, flags = vocab.encode_batch(chunk)
+        words += sum(len(f) for f in flags)
+        oovs += sum(int(np.count_nonzero(f)) for f in flags)

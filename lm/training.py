@@ -399,9 +399,7 @@ class Trainer:
         loss, grads, s_last = net.loss_and_grads(
             x, y, self.carry, tc.truncate, keep, tc.dropout, self.rng
         )
-        if not optim.guarded_update(
-            net.params, grads, self.opt, loss, tc.clip_value, tc.clip_norm
-        ):
+        if not optim.guarded_update(net.params, grads, self.opt, loss, tc.clip_value, tc.clip_norm):
             if tc.on_nan == "skip":
                 st.skipped_batches += 1
                 self.carry = net.zero_state(tc.batch_size)

@@ -67,8 +67,11 @@ def test_softmax_head_gradients_match_finite_differences(scale):
     rng = np.random.default_rng(2)
     N, H, n_vocab = 7, 4, 5
     head = heads.Softmax(n_vocab)
-    params = {"S": rng.normal(size=(N, H)), "V": rng.normal(size=(H, n_vocab)),
-              "c": rng.normal(size=n_vocab)}
+    params = {
+        "S": rng.normal(size=(N, H)),
+        "V": rng.normal(size=(H, n_vocab)),
+        "c": rng.normal(size=n_vocab),
+    }
     y = rng.integers(0, n_vocab, N)
 
     def loss(p):

@@ -58,5 +58,3 @@ def test_onehot_gather_equals_explicit_product():
     explicit = onehot @ net.params["U"] + net.params["b"]
     gathered, _ = inputs.OneHot(N_VOCAB).drive(net.params, ids)
     np.testing.assert_allclose(gathered, explicit, rtol=1e-12)
-
-

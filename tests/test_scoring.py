@@ -347,3 +347,23 @@ def test_matches_training_validation_independent(tmp_path):
     assert r.tokens == n_tokens == len(stream) - 1
     assert r.ppl == pytest.approx(validation_ppl, rel=1e-5)
     assert BOS not in stream  # the <s> id is never an input
+
+
+# ----- OOV rate -----
+
+
+def test_oov_rate_counts_words_outside_the_vocabulary(tmp_path):
+    vocab = MODELS["onehot"].vocab
+    path = tmp_path / "valid.txt"
+    path.write_text("the cat sat\nthe zebra <unk> yak\n\n")
+    r = scoring.oov_rate(vocab, path)
+    assert (r.words, r.oovs) == (7, 2)  # a literal <unk> is a vocabulary word
+    assert r.rate == pytest.approx(2 / 7)
+    assert r.describe("valid.txt") == (
+        "valid.txt: OOV rate 28.57% (2 of 7 words outside the vocabulary, scored as <unk>)"
+    )
+    assert scoring.oov_rate(vocab, ["the cat", "zebra"]) == scoring.OovRate(3, 1)
+    empty = scoring.oov_rate(vocab, [])
+    assert math.isnan(empty.rate) and "OOV rate undefined" in empty.describe("e")
+    with pytest.raises(DataError, match="no such file"):
+        scoring.oov_rate(vocab, "the cat sat")

@@ -30,7 +30,18 @@ def main(debug: bool, threads: int | None) -> None:
     keep_freed_memory()
 
 
-from lm.cli import corpus, cosine, demo, generate, perplexity, plot, score, train  # noqa: E402
+from lm.cli import (  # noqa: E402
+    corpus,
+    cosine,
+    demo,
+    generate,
+    mix,
+    perplexity,
+    plot,
+    rescore,
+    score,
+    train,
+)
 
-for _module in (cosine, plot, train, score, perplexity, generate, corpus, demo):
+for _module in (cosine, plot, train, score, perplexity, mix, rescore, generate, corpus, demo):
     main.add_command(_module.command)

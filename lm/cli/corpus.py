@@ -1,4 +1,5 @@
-"""``lm corpus``: make corpora on this machine with no download (synthetic, pydoc, any text)."""
+"""``lm corpus``: make corpora on this machine with no download (synthetic, pydoc, any text),
+and the Kneser-Ney bigram baseline as an ARPA file."""
 
 from __future__ import annotations
 
@@ -106,6 +107,25 @@ def prepare_command(raw: Path, outdir: Path, force: bool, quiet: bool, as_json: 
     """
     meta = text.prepare(raw, outdir, force=force, progress=not quiet)
     _report(outdir, meta, quiet, as_json)
+
+
+@command.command("bigram")
+@click.argument("train", type=click.Path(path_type=Path))
+@click.argument("arpa", type=click.Path(dir_okay=False, path_type=Path))
+@_QUIET
+@handle_errors
+def bigram_command(train: Path, arpa: Path, quiet: bool) -> None:
+    """Fit the Kneser-Ney bigram baseline on TRAIN and write it to ARPA (an ARPA file that
+    KenLM, and so lm score --ngram, reads)."""
+    from corpora.ngram import KneserNeyBigram
+    from lm.data import read_lines
+
+    model = KneserNeyBigram().fit(read_lines(train))
+    model.write_arpa(arpa)
+    if not quiet:
+        click.echo(
+            f"wrote {arpa}: {len(model.vocab_)} words, {len(model.bigrams_)} bigrams", err=True
+        )
 
 
 def _report(outdir: Path, meta: dict, quiet: bool, as_json: bool) -> None:

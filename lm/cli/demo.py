@@ -40,9 +40,7 @@ def command(out, minutes, tokens, seed, as_json, quiet):
     """Synthetic corpus -> train -> perplexity vs oracle -> score, generate -> cosine."""
     from lm import demo
 
-    config = demo.DemoConfig(
-        out=out, minutes=minutes, tokens=tokens, seed=seed, progress=not quiet
-    )
+    config = demo.DemoConfig(out=out, minutes=minutes, tokens=tokens, seed=seed, progress=not quiet)
     summary = demo.run(config, say=click.echo)
     if as_json:
         click.echo(json.dumps(summary))

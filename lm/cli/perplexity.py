@@ -1,47 +1,77 @@
-"""``lm perplexity MODEL_DIR FILE``: the corpus perplexity only (see lm.scoring.CorpusPerplexity).
+"""``lm perplexity MODEL_DIR FILE``: the corpus perplexity only.
 
-Text output (stdout): SRILM's two summary lines, then KenLM's perplexity excluding OOVs and
-the cross-entropy. ``--json``: one object with every field of CorpusPerplexity (undefined
-ratios, e.g. for an empty file, are null).
+Text output (stdout): SRILM's summary (``file ...`` and ``0 zeroprobs, logprob= ... ppl= ...
+ppl1= ...``, OOVs left out as SRILM leaves them out), then KenLM ``query``'s four summary lines
+(``Perplexity including OOVs:`` ..., see lm.formats). ``--json``: one object with every field
+of lm.scoring.CorpusPerplexity plus ``log10prob_excluding_oovs`` and ``ppl1_excluding_oovs``
+(undefined ratios, e.g. for an empty file, are null).
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import click
+from tqdm import tqdm
 
-import lm
-from lm import scoring
+from lm import formats, scoring
 from lm.cli.common import handle_errors
-from lm.cli.score import finite_or_none, scoring_options, srilm_number, summary
+from lm.cli.score import input_lines, load_scorer, scoring_options, unk_penalty_option
 
 
-@click.command("perplexity", short_help="Corpus perplexity of a model on a file (SRILM's counts).")
+@click.command(
+    "perplexity", short_help="Corpus perplexity on a file: SRILM's and KenLM's summaries."
+)
 @click.argument("model_dir")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @scoring_options
+@unk_penalty_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
-def command(model_dir, file, as_json, bos, eos, batch_size, errors, quiet):
+def command(
+    model_dir,
+    file,
+    as_json,
+    bos,
+    eos,
+    batch_size,
+    errors,
+    ngram_path,
+    ngram_weight,
+    unk_penalty,
+    quiet,
+):
     """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin)."""
-    model = lm.load(model_dir)
-    r = scoring.corpus_perplexity(
-        model, file, bos=bos, eos=eos, batch_size=batch_size, progress=not quiet, errors=errors
-    )
+    scorer = load_scorer(model_dir, ngram_path, ngram_weight)
+    totals = corpus_totals(scorer, file, bos, eos, batch_size, errors, unk_penalty, not quiet)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    k: finite_or_none(v) if isinstance(v, float) else v
-                    for k, v in r.to_dict().items()
-                }
-            )
-        )
-        return
-    click.echo(summary(file, r))
-    click.echo(
-        f"ppl excluding OOVs= {srilm_number(r.ppl_excluding_oovs)}, "
-        f"cross-entropy= {srilm_number(r.bits_per_token)} bits per token"
+        click.echo(json.dumps(totals.to_dict()))
+    else:
+        click.echo(totals.summary(file))
+
+
+def corpus_totals(
+    scorer, path, bos, eos, batch_size, errors, unk_penalty=None, progress=True
+) -> formats.Totals:
+    """Score every line of ``path`` (streamed, typed boundary tags stripped) into Totals; a
+    tqdm bar of bytes read goes to stderr when ``progress``."""
+    lines = input_lines(path, errors)
+    size = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
+    totals = formats.Totals(oovs_scored=unk_penalty is not None)
+    bar = tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc=os.path.basename(path),
+        disable=not progress,
+        leave=False,
     )
+    with bar:
+        for chunk in scoring.score_chunks(scorer, lines, bos, eos, batch_size):
+            for s in chunk:
+                totals.add(formats.with_unk_penalty(s, unk_penalty))
+            if not bar.disable:  # bytes read, approximately (line endings count as one)
+                bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
+    return totals
