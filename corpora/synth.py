@@ -40,6 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora.text import check_outdir, write_atomic
+from lm import files
 from lm.errors import DataError
 
 Array = np.ndarray
@@ -640,7 +641,9 @@ def generate(
     }
     total = sum(len(s) for s in ids.values())
     stats = {}
-    with tqdm(total=total, desc="oracle", unit="sent", disable=not progress) as bar:
+    with tqdm(
+        total=total, desc="oracle", unit="sent", disable=not files.show_progress(progress)
+    ) as bar:
         for name, sentences in ids.items():
             stats[name] = corpus_stats(source.log_prob(sentences, progress=bar), sentences)
     vocab = source.vocab
