@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora.text import check_outdir, write_atomic
-from lm import files
+from lm import files, memory
 from lm.errors import DataError
 
 Array = np.ndarray
@@ -585,6 +585,9 @@ class _WordLists:
 # Corpora and their oracle.
 
 
+BYTES_PER_TOKEN = 100  # peak memory while sampling and writing (measured: about 150)
+
+
 def split_budgets(tokens: int) -> dict[str, int]:
     """Words per split for a corpus of ``tokens`` words (90/5/5)."""
     if tokens < MIN_TOKENS:
@@ -684,6 +687,7 @@ def build(
     """
     outdir = Path(outdir)
     split_budgets(tokens)  # fail before any work
+    memory.require(tokens * BYTES_PER_TOKEN, f"a synthetic corpus of {tokens} words")
     check_outdir(outdir, force)
     splits, info = generate(tokens, seed, config, progress)
     for name, lines in splits.items():

@@ -14,10 +14,14 @@ __version__ = "0.1.0"
 
 def perplexity(model: LanguageModel, lines_or_path, **options):
     """Corpus perplexity of ``model`` on an iterable of sentences or a file path
-    (see ``lm.scoring.corpus_perplexity`` for what is counted)."""
-    from lm import scoring
+    (see ``lm.scoring.corpus_perplexity`` for what is counted).
 
-    return scoring.corpus_perplexity(model, lines_or_path, **options)
+    Good: ``lm.perplexity(model, "test.txt")``, ``lm.perplexity(model, ["the cat", "a dog"])``.
+    Bad: ``lm.perplexity(model, b"test.txt")`` or a list holding bytes (TypeError).
+    """
+    from lm import scoring, validate
+
+    return scoring.corpus_perplexity(model, validate.lines_or_path(lines_or_path), **options)
 
 
 __all__ = [

@@ -7,6 +7,7 @@
     >>> model.perplexity("the cat sat")        # 10 ** (-score / (words + 1))
     >>> lm.perplexity(model, "test.txt")        # corpus perplexity, SRILM's counts
     >>> model.generate(prompt="the", seed=0)   # text generation
+    >>> "cat" in model                         # in the vocabulary (scored as itself)
 
 The scoring and generation themselves live in ``lm.scoring`` and ``lm.generation``.
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import os
 
-from lm import checkpoint
+from lm import checkpoint, validate
 from lm.model import RNNLM
-from lm.tokenizer import Vocab
+from lm.tokenizer import UNK, Vocab
 
 
 class LanguageModel:
@@ -40,17 +41,31 @@ class LanguageModel:
 
     # scoring (lm.scoring)
 
+    def __contains__(self, word: str) -> bool:
+        """``"word" in model``, as in KenLM: True when ``word`` is one token that the model
+        scores as itself, False when it would be scored as <unk> (out of the vocabulary, or
+        <unk> itself, or a typed <s> or </s>, which are never words). TypeError unless str.
+
+        Good: ``"cat" in model``. Bad: ``["cat"] in model`` (TypeError).
+        """
+        validate.word(word)
+        ids, oov = self.vocab.encode(word)
+        return len(ids) == 1 and not oov[0] and int(ids[0]) != UNK
+
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
+        validate.score_args(sentence, bos, eos)
         from lm import scoring
 
         return scoring.score(self, sentence, bos=bos, eos=eos)
 
     def full_scores(self, sentence: str, bos: bool = True, eos: bool = True):
+        validate.score_args(sentence, bos, eos)
         from lm import scoring
 
         return scoring.full_scores(self, sentence, bos=bos, eos=eos)
 
     def perplexity(self, sentence: str) -> float:
+        validate.sentence(sentence)
         from lm import scoring
 
         return scoring.sentence_perplexity(self, sentence)
@@ -58,6 +73,7 @@ class LanguageModel:
     # generation (lm.generation)
 
     def generate(self, prompt: str = "", **options):
+        validate.sentence(prompt, "prompt")
         from lm import generation
 
         return generation.generate(self, prompt, **options)

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from lm import data, heads
+from lm import data, files, heads
 from lm.errors import DataError
 from lm.model import RNNLM
 from lm.tokenizer import EOS, Vocab
@@ -397,7 +397,7 @@ def corpus_perplexity(
             unit="B",
             unit_scale=True,
             desc=os.path.basename(path),
-            disable=not progress,
+            disable=not files.show_progress(progress),  # a terminal only (tqdm's own rule)
             leave=False,
         )
     else:

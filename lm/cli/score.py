@@ -21,7 +21,7 @@ import click
 
 import lm
 from lm import data, scoring
-from lm.cli.common import handle_errors
+from lm.cli.common import echo_lines, handle_errors
 
 
 def scoring_options(f):
@@ -85,7 +85,7 @@ def command(model_dir, file, per_token, as_json, bos, eos, batch_size, errors, q
                 if as_json
                 else format_line(s, model.vocab, per_token)
             )
-        click.echo("\n".join(out))  # flushed: the lines reach a pipe in order, batch by batch
+        echo_lines("\n".join(out))  # whole lines, flushed: they reach a pipe batch by batch
     if not quiet:
         click.echo(summary(file, totals.result()), err=True)
 
