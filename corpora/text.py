@@ -160,8 +160,7 @@ def prepare(
     errors naming the line).
     """
     raw, outdir = Path(raw), Path(outdir)
-    raw_lines = files.read_lines(raw)  # fails here, before anything is written, if unreadable
-    check_outdir(outdir, force)
+    raw_lines = files.read_lines(raw)  # fails here if the file cannot be opened
     counts = {"input": 0, "text": 0}
     lines = [
         normalise(line)
@@ -177,6 +176,7 @@ def prepare(
     lines = [line for line in lines if line]
     if not lines:
         raise DataError(f"{raw}: no words left after cleaning")
+    check_outdir(outdir, force)  # after reading: a bad line leaves no directory behind
     unique = dedupe(lines)
     splits = split_lines(unique)
     _finish(splits, str(raw), len(unique))

@@ -224,13 +224,31 @@ def test_perplexity_json_equals_the_api(model_dir, model, text):
 
 
 def test_perplexity_text(model_dir, model, text):
-    result = run("perplexity", model_dir, text, "--quiet")
+    """The summary goes to stderr, where lm score puts it; stdout is for data (--json)."""
+    result = run("perplexity", model_dir, text)
     assert result.exit_code == 0
     r = lm.perplexity(model, text, progress=False)
-    lines = result.stdout.splitlines()
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
     assert lines[0] == f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs"
     assert f"ppl= {r.ppl:.6g} ppl1= {r.ppl1:.6g}" in lines[1]
     assert lines[2].startswith(f"ppl excluding OOVs= {r.ppl_excluding_oovs:.6g}")
+    assert len(lines) == 3
+    score = run("score", model_dir, text)
+    assert score.stderr.splitlines() == lines[:2]  # the same summary in the same place
+    quiet = run("perplexity", model_dir, text, "--quiet")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_perplexity_reads_stdin_when_file_is_absent_or_dash(model_dir, text):
+    with open(text) as f:
+        stdin = f.read()
+    from_file = json.loads(run("perplexity", model_dir, text, "--json", "-q").stdout)
+    for args in ([], ["-"]):
+        result = run("perplexity", model_dir, *args, "--json", input=stdin)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout) == from_file
+        assert result.stderr.startswith("file -: 6 sentences")
 
 
 def test_perplexity_empty_file_is_null(model_dir, tmp_path):

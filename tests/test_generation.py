@@ -434,7 +434,7 @@ def test_wide_beam_is_exhaustive_search(model):
         seq = list(ids) + ([EOS] if eos else [])
         scored.append((sum(lps[j, i] for j, i in enumerate(seq)) / LN10, ids, eos))
     scored.sort(key=lambda c: -c[0])
-    found = model.generate(prompt="a", beam=200, max_tokens=2)
+    found = model.generate(prompt="a", beam=200, max_tokens=2, min_tokens=0)
     assert len(found) == len(candidates)
     for s, (value, ids, eos) in zip(found[:20], scored[:20]):
         assert tuple(word_ids(model, s.tokens)) == ids
