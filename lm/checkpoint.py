@@ -173,7 +173,9 @@ def _read_header(path: str, zf: zipfile.ZipFile, info) -> tuple[tuple, np.dtype,
             raise ModelFileError(f"{where} is not a .npy array (no .npy magic)") from None
         readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
         if version not in readers:
-            raise ModelFileError(f"{where}: .npy format version {version} is not supported")
+            raise ModelFileError(
+                f"{where} has .npy format version {version}, which is not supported"
+            )
         try:
             shape, _, dtype = readers[version](m)
         except ValueError as e:
