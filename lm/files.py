@@ -187,36 +187,31 @@ def decode_lines(
     ``readline(limit)``) line by line as UTF-8, naming ``name`` and the line number on errors.
     A gzip stream is decompressed; a BOM at the start is dropped (module docstring)."""
     limit = _max_line_bytes if max_line_bytes is None else max_line_bytes
-    f = _maybe_gunzip(f)
+    readline, size = _maybe_gunzip(f).readline, limit + 2  # room for the line's own "\r\n"
     lineno = 0
     try:
-        while True:
-            raw = f.readline(limit + 2)  # room for the line's own "\r\n"
-            if not raw:
-                return
+        raw = readline(size).removeprefix(_BOM)  # a BOM only counts at the very start
+        while raw:
             lineno += 1
-            if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            content = raw.rstrip(b"\r\n")
-            if len(content) > limit or (len(raw) == limit + 2 and not raw.endswith(b"\n")):
+            if len(raw) > limit and (
+                len(raw.rstrip(b"\r\n")) > limit or (len(raw) == size and raw[-1] != 10)
+            ):
                 raise DataError(
                     f"{name}:{lineno}: line longer than {limit} bytes (the limit on a line; "
                     f"raise it with lm --max-line-bytes N)"
                 )
-            yield _decode(content, name, lineno, errors)
+            try:
+                line = raw.decode("utf-8", errors)
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{name}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
+                    f"{e.start + 1}); fix the file or convert it to UTF-8"
+                ) from None
+            yield line.rstrip("\r\n")
+            raw = readline(size)
     except (gzip.BadGzipFile, zlib.error, EOFError) as e:
         raise DataError(
             f"{name}:{lineno + 1}: corrupt gzip data ({e or type(e).__name__})"
-        ) from None
-
-
-def _decode(raw: bytes, name: str, lineno: int, errors: str) -> str:
-    try:
-        return raw.decode("utf-8", errors=errors)
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{name}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
-            f"{e.start + 1}); fix the file or convert it to UTF-8"
         ) from None
 
 
