@@ -329,12 +329,12 @@ LM_SH = f'"{sys.executable}" -m lm.cli'
         'score "{model}" "{text}" -q',
         'perplexity "{model}" "{text}" --json -q',
         'generate "{model}" --greedy',
-        "cosine --epochs 1 --hidden 4 --json -q",
+        'corpus synth "{out}" --tokens 2000 --json -q',
     ],
-    ids=["score", "perplexity", "generate", "cosine"],
+    ids=["score", "perplexity", "generate", "corpus"],
 )
-def test_closed_stdout_is_an_error_not_lost_output(model_dir, text, args):
-    proc = shell(f"{LM_SH} {args.format(model=model_dir, text=text)} >&-")
+def test_closed_stdout_is_an_error_not_lost_output(model_dir, text, tmp_path, args):
+    proc = shell(f"{LM_SH} {args.format(model=model_dir, text=text, out=tmp_path / 'c')} >&-")
     assert proc.returncode == 1
     assert proc.stderr == "lm: error: standard output is closed (the output would be lost)\n"
 
@@ -348,7 +348,9 @@ def test_closed_stdout_is_fine_for_a_command_that_prints_no_data(text, tmp_path)
 
 def test_closed_stderr_trains_without_progress(text, tmp_path):
     """No --quiet: the progress bar and the log would go to stderr, which is closed."""
-    proc = shell(f'{LM_SH} train "{text}" --valid "{text}" --out "{tmp_path / "m"}" 2>&- --json')
+    tiny = " ".join(map(str, TINY))
+    out = tmp_path / "m"
+    proc = shell(f'{LM_SH} train "{text}" --valid "{text}" --out "{out}" {tiny} 2>&- --json')
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["epochs"] >= 1
     assert lm.load(tmp_path / "m").config["training"]
