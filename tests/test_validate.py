@@ -31,7 +31,7 @@ def test_a_list_of_words_is_not_scored_as_a_sentence(model):
     """Today's trap: score(["the", "market"]) scored the pair as one sentence."""
     with pytest.raises(TypeError, match=r"' '.join\(words\)"):
         model.score(["the", "cat"])
-    assert model.score("the cat") == model.score(" ".join(["the", "cat"]))
+    assert model.score("the cat") == model.score(" ".join(["the", "cat"]))  # noqa: FLY002
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])
