@@ -89,3 +89,4 @@ def require_trainable(act: Activation) -> None:
 
 
 NAMES = ("step", "sigmoid", "tanh", "relu", "leaky_relu")
+TRAINABLE = tuple(n for n in NAMES if get(n).trainable)  # what a cell can be built with

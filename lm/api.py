@@ -7,6 +7,7 @@
     >>> model.perplexity("the cat sat")        # 10 ** (-score / (words + 1))
     >>> lm.perplexity(model, "test.txt")        # corpus perplexity, SRILM's counts
     >>> model.generate(prompt="the", seed=0)   # text generation
+    >>> "cat" in model                         # in the vocabulary (scored as itself)
 
 The scoring and generation themselves live in ``lm.scoring`` and ``lm.generation``, which
 work on any scorer (``lm.scoring.TokenScorer``) and any network; this class ties a network
@@ -18,10 +19,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from lm import checkpoint, generation, scoring
+from lm import checkpoint, generation, scoring, validate
 from lm.model import Network
 from lm.stateful import StatefulMixin
-from lm.tokenizer import Vocab
+from lm.tokenizer import UNK, Vocab
 
 
 class LanguageModel(StatefulMixin):
@@ -52,6 +53,17 @@ class LanguageModel(StatefulMixin):
 
     # ----- scoring (lm.scoring)
 
+    def __contains__(self, word: str) -> bool:
+        """``"word" in model``, as in KenLM: True when ``word`` is one token that the model
+        scores as itself, False when it would be scored as <unk> (out of the vocabulary, or
+        <unk> itself, or a typed <s> or </s>, which are never words). TypeError unless str.
+
+        Good: ``"cat" in model``. Bad: ``["cat"] in model`` (TypeError).
+        """
+        validate.word(word)
+        ids, oov = self.vocab.encode(word)
+        return len(ids) == 1 and not oov[0] and int(ids[0]) != UNK
+
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
         """Total log10 probability of one sentence, ``</s>`` included with ``eos`` (KenLM's
         ``Model.score``). ``bos=False`` starts from the zero state instead of the sentence
@@ -62,6 +74,7 @@ class LanguageModel(StatefulMixin):
         Bad: ``model.score("<s> the cat sat </s>")``: the boundaries are added for you, and
         typed ones are scored as out-of-vocabulary words.
         """
+        validate.score_args(sentence, bos, eos)
         return scoring.score(self, sentence, bos=bos, eos=eos)
 
     def full_scores(
@@ -76,6 +89,7 @@ class LanguageModel(StatefulMixin):
         (to float rounding).
         Bad: ``model.full_scores(["the", "cat"])``: a sentence is one str.
         """
+        validate.score_args(sentence, bos, eos)
         return scoring.full_scores(self, sentence, bos=bos, eos=eos)
 
     def perplexity(self, sentence: str) -> float:
@@ -86,6 +100,7 @@ class LanguageModel(StatefulMixin):
         Bad: ``model.perplexity("test.txt")``: that scores the word "test.txt"; for a file,
         use ``lm.perplexity(model, "test.txt")``.
         """
+        validate.sentence(sentence)
         return scoring.sentence_perplexity(self, sentence)
 
     # ----- generation (lm.generation)
@@ -98,6 +113,7 @@ class LanguageModel(StatefulMixin):
         Bad: ``model.generate("the", greedy=True, temperature=0.5)``: greedy decoding does
         not sample (ValueError).
         """
+        validate.sentence(prompt, "prompt")
         return generation.generate(self.net, self.vocab, prompt, **options)
 
 

@@ -8,52 +8,36 @@
     DIR/resume.npz      the last training checkpoint (weights, optimiser, schedule, data
                         position, random state), one file so that it is replaced atomically
 
-Every file is written to a temporary file in DIR and renamed over the old one, so a crash or
-``kill -9`` at any moment leaves either the old or the new file, never half of one. A process
-killed between the two steps leaves its temporary file (``.tmp-XXXXXXXX-NAME``) behind; loading
-never reads such files, and ``remove_temp_files`` deletes them (training does, when it starts).
+Every file is written to a temporary file in DIR and renamed over the old one
+(``lm.files.atomic_write``, importable from here too), so a crash or ``kill -9`` at any moment
+leaves either the old or the new file, never half of one. A process killed between the two
+steps leaves its temporary file (``.tmp-XXXXXXXX-NAME``) behind; loading never reads such
+files, and ``remove_temp_files`` deletes them (training does, when it starts).
+
+Reading an .npz (``load_arrays``) checks the zip directory and every member's .npy header
+against what the config implies before inflating anything, so a forged or oversized member
+is refused without allocating for it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
-import tempfile
 import zipfile
-from contextlib import contextmanager
 
 import numpy as np
 
+from lm import memory
 from lm.checks import is_int
 from lm.errors import LMError, ModelFileError
+from lm.files import atomic_write, remove_temp_files  # the one atomic writer (lm.files)
 from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 FORMAT_VERSION = 1
 Array = np.ndarray
-_TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}-.+")  # what atomic_write's mkstemp call creates
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file next to ``path``; on success fsync it and rename it over ``path``.
-    On any error the temporary file is removed and ``path`` is untouched."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def save_json(path, obj) -> None:
@@ -67,24 +51,138 @@ def save_arrays(path, arrays: dict[str, Array]) -> None:
         np.savez(f, **arrays)
 
 
-def load_arrays(path) -> dict[str, Array]:
-    """Arrays of an .npz file, refusing pickled (object) arrays; errors name the file."""
+def load_arrays(
+    path, expected: dict | None = None, max_bytes: int | None = None
+) -> dict[str, Array]:
+    """The arrays of an .npz file, each member checked before any data is inflated.
+
+    The zip directory and every member's .npy header (shape, dtype) are read first; nothing
+    is allocated for a member until all of them pass. Refused, each with its own one-line
+    ModelFileError naming the file (and the member):
+
+    - a file that is not a zip archive (or a lone .npy array), or a truncated or corrupt one;
+    - a member that is not a .npy array (name or magic), a repeated member name;
+    - object arrays (pickles), which lm never loads;
+    - a header that declares more data than its member holds, or less (a forged size);
+    - with ``expected`` ({name: (shape, dtype)}, either may be None for "any"): a name not
+      in it ("unexpected arrays"), a name missing from the file ("missing arrays"), another
+      shape or dtype;
+    - arrays that together declare more than ``max_bytes`` (default: the memory available
+      now, see ``lm.memory``).
+
+    Good: ``load_arrays("m/weights.npz", expected={"W": ((8, 8), np.float32), ...})``.
+    Bad: ``np.load("m/weights.npz")[name]``: inflates whatever a member declares.
+    """
     path = os.fspath(path)
     _require_file(path)
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy array
-            raise ModelFileError(f"{path}: one .npy array, not an .npz archive of named arrays")
-        with z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise ModelFileError(
-                f"{path}: holds object arrays (pickles), which lm never loads"
-            ) from None
-        raise ModelFileError(f"{path}: unreadable ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+            f.seek(0)
+            _check_zip_head(path, head)
+            with zipfile.ZipFile(f) as zf:
+                members = _inspect_members(path, zf, expected)
+                total = sum(nbytes for _, _, nbytes in members.values())
+                limit = memory.available_bytes() if max_bytes is None else max_bytes
+                if limit is not None and total > limit:
+                    raise ModelFileError(
+                        f"{path}: its arrays declare {memory.format_bytes(total)}, more than "
+                        f"the {memory.format_bytes(limit)} of memory available"
+                    )
+                out = {}
+                for name, (info, _, _) in members.items():
+                    with zf.open(info) as m:
+                        out[name] = np.lib.format.read_array(m, allow_pickle=False)
+                return out
+    except ModelFileError:
+        raise
+    except ValueError as e:  # read_array: fewer bytes than the header said
+        raise ModelFileError(f"{path}: truncated or corrupt ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError) as e:
         raise ModelFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e})") from None
+
+
+def expected_arrays(mc: ModelConfig, prefix: str = "") -> dict[str, tuple]:
+    """``load_arrays``'s ``expected`` for a model's parameters: {prefix + name: (shape,
+    float32)}."""
+    return {prefix + k: (shape, np.float32) for k, shape in mc.param_shapes().items()}
+
+
+def _check_zip_head(path: str, head: bytes) -> None:
+    if not head:
+        raise ModelFileError(f"{path}: empty file (truncated or corrupt)")
+    if head.startswith(_NPY_MAGIC):
+        raise ModelFileError(f"{path}: one .npy array, not an .npz archive of named arrays")
+    if not head.startswith(b"PK"):  # every zip file starts with a "PK" record
+        raise ModelFileError(
+            f"{path}: not an .npz archive (not a zip file: it starts with {head[:4]!r})"
+        )
+
+
+def _inspect_members(path: str, zf: zipfile.ZipFile, expected: dict | None) -> dict:
+    """{array name: (ZipInfo, header_end, data bytes)} after checking every member's name
+    and .npy header (module docstring of ``load_arrays``); reads only the headers."""
+    members: dict[str, tuple] = {}
+    for info in zf.infolist():
+        where = f"{path}: member {info.filename!r}"
+        if not info.filename.endswith(".npy") or info.is_dir():
+            raise ModelFileError(f"{where} is not a .npy array (an .npz holds only those)")
+        name = info.filename[: -len(".npy")]
+        if name in members:
+            raise ModelFileError(f"{where} appears twice")
+        members[name] = (info, 0, 0)
+    if expected is not None:
+        extra = sorted(set(members) - set(expected))
+        missing = sorted(set(expected) - set(members))
+        if missing:
+            raise ModelFileError(f"{path}: missing arrays {', '.join(missing)}")
+        if extra:
+            raise ModelFileError(f"{path}: unexpected arrays {', '.join(extra)}")
+    for name, (info, _, _) in members.items():
+        shape, dtype, header_end = _read_header(path, zf, info)
+        if expected is not None:
+            want_shape, want_dtype = expected[name]
+            if want_shape is not None and shape != tuple(want_shape):
+                raise ModelFileError(
+                    f"{path}: {name} has shape {shape}, config.json implies {tuple(want_shape)}"
+                )
+            if want_dtype is not None and dtype != np.dtype(want_dtype):
+                raise ModelFileError(
+                    f"{path}: {name} has dtype {dtype}, expected {np.dtype(want_dtype)}"
+                )
+        nbytes = math.prod(shape) * dtype.itemsize
+        held = info.file_size - header_end
+        if nbytes != held:
+            raise ModelFileError(
+                f"{path}: member {info.filename!r} declares {dtype} {shape} "
+                f"({memory.format_bytes(nbytes)}) but holds {memory.format_bytes(held)} of "
+                f"data (truncated or forged)"
+            )
+        members[name] = (info, header_end, nbytes)
+    return members
+
+
+def _read_header(path: str, zf: zipfile.ZipFile, info) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, bytes before the data) from a member's .npy header, reading only it."""
+    where = f"{path}: member {info.filename!r}"
+    fmt = np.lib.format
+    with zf.open(info) as m:
+        try:
+            version = fmt.read_magic(m)
+        except ValueError:
+            raise ModelFileError(f"{where} is not a .npy array (no .npy magic)") from None
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        if version not in readers:
+            raise ModelFileError(
+                f"{where} has .npy format version {version}, which is not supported"
+            )
+        try:
+            shape, _, dtype = readers[version](m)
+        except ValueError as e:
+            raise ModelFileError(f"{where} has a bad .npy header ({e})") from None
+        if dtype.hasobject:
+            raise ModelFileError(f"{where} holds object arrays (pickles), which lm never loads")
+        return tuple(shape), dtype, m.tell()
 
 
 def _require_file(path: str, hint: str = "") -> None:
@@ -92,21 +190,6 @@ def _require_file(path: str, hint: str = "") -> None:
         raise ModelFileError(f"{path}: is a directory, not a file")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: missing{hint}")
-
-
-def remove_temp_files(directory) -> list[str]:
-    """Delete the temporary files that ``atomic_write`` leaves in ``directory`` when its
-    process is killed before renaming them; return their paths. Only call it when no other
-    process may be saving into ``directory`` (one training run owns its model directory)."""
-    removed = []
-    for entry in os.scandir(directory):
-        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-                removed.append(entry.path)
-            except FileNotFoundError:
-                pass
-    return removed
 
 
 def save_model(directory, net: Network, vocab: Vocab, training: dict | None = None) -> None:
@@ -203,7 +286,7 @@ def load_model(directory) -> tuple[Network, Vocab, dict]:
             f"{tok_path}: vocabulary has {vocab.size} words but the weights have {mc.n_vocab}"
         )
     weights_path = os.path.join(directory, "weights.npz")
-    params = load_arrays(weights_path)
+    params = load_arrays(weights_path, expected_arrays(mc))  # names, shapes before inflating
     validate_params(params, mc, weights_path)
     return Network.build(mc, params), vocab, config
 
@@ -222,16 +305,17 @@ def is_model_dir(directory) -> bool:
 
 
 __all__ = [
+    "FORMAT_VERSION",
     "atomic_write",
-    "save_json",
-    "save_arrays",
+    "expected_arrays",
     "load_arrays",
-    "save_model",
     "load_model",
-    "read_config",
     "pack_json",
+    "read_config",
+    "remove_temp_files",
+    "save_arrays",
+    "save_json",
+    "save_model",
     "unpack_json",
     "validate_params",
-    "remove_temp_files",
-    "FORMAT_VERSION",
 ]

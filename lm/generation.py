@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lm import memory
 from lm.checks import is_real, require_int
 from lm.heads import softmax
 from lm.metrics import LN10
@@ -57,7 +58,12 @@ class GenerationOptions:
     error. ``num`` is the number of samples (1 by default); with ``beam`` it is how many of
     the ``beam`` best continuations to return (all of them by default). ``seed`` makes sampling
     repeatable (None: different every run); greedy decoding and beam search ignore it.
-    ``length_norm`` (beam only) ranks finished beams by log-probability per predicted token.
+    ``length_norm`` (beam only) ranks finished beams by log-probability per predicted token;
+    ``min_tokens`` (beam only, default 1) is the fewest words a finished beam may hold: by
+    total probability the shortest continuations win, and without it the empty one (an
+    immediate </s>) is often the best. Settings whose arrays cannot fit in memory are refused
+    (ValueError) before anything is allocated: ``max_tokens`` x ``num`` (or ``beam``) here,
+    with the vocabulary and state sizes in ``check_memory``.
     """
 
     max_tokens: int = 50
@@ -70,8 +76,12 @@ class GenerationOptions:
     beam: int | None = None
     length_norm: bool = False
     seed: int | None = None
+    min_tokens: int | None = None
 
     def __post_init__(self):
+        for name in ("greedy", "no_unk", "length_norm"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         require_int("max_tokens", self.max_tokens, 1)
         for name, lowest in (("num", 1), ("top_k", 1), ("beam", 1), ("seed", 0)):
             if getattr(self, name) is not None:
@@ -95,6 +105,38 @@ class GenerationOptions:
             raise ValueError(f"num ({self.num}) cannot exceed the beam width ({self.beam})")
         if self.length_norm and self.beam is None:
             raise ValueError("length_norm applies to beam search only")
+        if self.min_tokens is not None:
+            if self.beam is None:
+                raise ValueError("min_tokens applies to beam search only")
+            require_int("min_tokens", self.min_tokens, 0)
+            if self.min_tokens > self.max_tokens:
+                raise ValueError(
+                    f"min_tokens ({self.min_tokens}) cannot exceed max_tokens ({self.max_tokens})"
+                )
+        self.check_memory(n_vocab=1, hidden=1)  # what fails at any model size fails now
+
+    def memory_bytes(self, n_vocab: int, hidden: int) -> int:
+        """Estimated peak bytes of generating with these options from a model with
+        ``n_vocab`` words and ``hidden`` state units (float64 distributions)."""
+        T, V, H = self.max_tokens, n_vocab, hidden
+        if self.beam is not None:
+            W = self.beam
+            # live scores and extensions (W, V) several times over; word ids (W, T) copied
+            # each step; finished beams as Python lists of ids
+            return 48 * W * V + 80 * W * T + 32 * W * H
+        B = self.num or 1
+        # chosen ids and log-probabilities (B, T); about ten (B, V) float64 arrays per step
+        # (distribution, logits, filters, cumulative sums)
+        return 16 * B * T + 96 * B * V + 32 * B * H
+
+    def check_memory(self, n_vocab: int, hidden: int, limit: int | None = None) -> None:
+        """ValueError naming the options when ``memory_bytes`` exceeds the memory available
+        now (``limit``, see ``lm.memory``)."""
+        names = ["max_tokens", "beam" if self.beam is not None else "num"]
+        what = " and ".join(f"{n}={getattr(self, n) or 1}" for n in names)
+        if n_vocab > 1:
+            what += f" with a {n_vocab}-word model"
+        memory.require(self.memory_bytes(n_vocab, hidden), what, limit, error=ValueError)
 
 
 @dataclass(frozen=True)
@@ -141,11 +183,15 @@ def generate(net, vocab, prompt: str = "", **options) -> list[Sample]:
 
 def generate_with(net, vocab, prompt: str, opts: GenerationOptions) -> list[Sample]:
     """``generate`` with options already built (the CLI validates them first)."""
+    opts.check_memory(vocab.size, net.hidden)
     prompt_ids = encode_prompt(vocab, prompt)
     s = prompt_state(net, prompt_ids)  # (1, H)
     banned = [BOS, UNK] if opts.no_unk else [BOS]
     if opts.beam is not None:
-        found = beam_search(net, s, opts.beam, opts.max_tokens, banned, opts.length_norm)
+        min_tokens = 1 if opts.min_tokens is None else opts.min_tokens
+        found = beam_search(
+            net, s, opts.beam, opts.max_tokens, banned, opts.length_norm, min_tokens
+        )
         found = found[: opts.num or opts.beam]
     else:
         rng = np.random.default_rng(opts.seed)
@@ -292,16 +338,24 @@ def sample_rows(z: Array, rng: np.random.Generator) -> Array:
 
 
 def beam_search(
-    net, s0: Array, width: int, max_tokens: int, banned: list[int], length_norm: bool = False
+    net,
+    s0: Array,
+    width: int,
+    max_tokens: int,
+    banned: list[int],
+    length_norm: bool = False,
+    min_tokens: int = 0,
 ) -> list[tuple]:
     """The ``width`` best continuations from state ``s0`` (1, H), best first.
 
     Every step extends each live beam by every allowed word; the ``width`` best extensions by
     total log-probability stay live, and each beam's extension by </s> joins the finished
-    pool. Ranking is by total ln probability, or with ``length_norm`` by ln probability per
-    predicted token (words, plus the </s> when there is one). Without normalisation the search
-    stops once no live beam can beat the ``width``-th finished one (scores only fall); with it,
-    it runs to ``max_tokens`` steps, and beams still live then finish as "max_tokens".
+    pool once it holds at least ``min_tokens`` words (so with ``min_tokens=1`` the empty
+    continuation is never returned). Ranking is by total ln probability, or with
+    ``length_norm`` by ln probability per predicted token (words, plus the </s> when there is
+    one). Without normalisation the search stops once no live beam can beat the
+    ``width``-th finished one (scores only fall); with it, it runs to ``max_tokens`` steps, and
+    beams still live then finish as "max_tokens".
 
     Returns (word ids, ln probability, stopped) tuples like ``sample``.
     """
@@ -318,9 +372,10 @@ def beam_search(
     for t in range(max_tokens):
         lp = net.next_logprobs(s).astype(np.float64)  # (L, n_vocab)
         n_vocab = lp.shape[1]
-        ends = scores + lp[:, EOS]
-        finished += [(ids.tolist(), float(v), "eos") for ids, v in zip(seqs, ends)]
-        finished = sorted(finished, key=rank, reverse=True)[:width]
+        if t >= min_tokens:  # the live beams hold t words
+            ends = scores + lp[:, EOS]
+            finished += [(ids.tolist(), float(v), "eos") for ids, v in zip(seqs, ends)]
+            finished = sorted(finished, key=rank, reverse=True)[:width]
         ext = scores[:, None] + lp  # (L, n_vocab)
         ext[:, banned + [EOS]] = -np.inf
         flat = ext.ravel()

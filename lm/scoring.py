@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from lm import data
+from lm import data, files
 from lm.errors import DataError
 from lm.metrics import LN10, perplexity
 from lm.model import Network
@@ -424,28 +424,30 @@ def corpus_perplexity(
     such file); pass ``["the cat sat"]`` for one sentence.
     """
     totals = CorpusTotals()
-    if isinstance(lines_or_path, (str, os.PathLike)):
-        path = os.fspath(lines_or_path)
-        lines = data.read_lines(path, errors)
-        size = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
-        bar = tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            desc=os.path.basename(path),
-            disable=not progress,
-            leave=False,
-        )
-    else:
-        lines = lines_or_path
-        bar = tqdm(disable=True)
-    with bar:
+    is_path = isinstance(lines_or_path, (str, os.PathLike))
+    lines = data.read_lines(lines_or_path, errors) if is_path else lines_or_path
+    with byte_progress(lines_or_path if is_path else None, progress) as bar:
         for chunk in score_chunks(scorer, lines, bos, eos, batch_size, CHUNK_LINES):
             for s in chunk:
                 totals.add(s)
-            if not bar.disable:  # bytes read, approximately (line endings count as one)
-                bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
+            advance(bar, chunk)
     return totals.result()
+
+
+def byte_progress(path, progress: bool = True) -> tqdm:
+    """A tqdm bar of the bytes of ``path`` read (None or "-": no total), on stderr only when
+    ``progress`` and stderr is a terminal (``lm.files.show_progress``)."""
+    path = None if path is None else os.fspath(path)
+    size = os.path.getsize(path) if path not in (None, "-") and os.path.isfile(path) else None
+    name = "" if path is None else os.path.basename(path)
+    disable = path is None or not files.show_progress(progress)
+    return tqdm(total=size, unit="B", unit_scale=True, desc=name, disable=disable, leave=False)
+
+
+def advance(bar: tqdm, chunk: list[SentenceScore]) -> None:
+    """Move ``bar`` by the bytes of a scored chunk (approximately: a line ending counts one)."""
+    if not bar.disable:
+        bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
 
 
 # ----- OOV rate (for lm train's closing summary) -----

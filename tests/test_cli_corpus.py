@@ -101,7 +101,7 @@ def test_prepare_errors(tmp_path):
     )
     (tmp_path / "bad.txt").write_bytes(b"one\ntwo \xff\xfe\n")
     assert_one_line_error(
-        run("prepare", tmp_path / "bad.txt", tmp_path / "o", "-q"), "bad.txt:2: not UTF-8"
+        run("prepare", tmp_path / "bad.txt", tmp_path / "o", "-q"), "bad.txt:2: not valid UTF-8"
     )
     (tmp_path / "punct.txt").write_text("... !!!\n--\n")
     assert_one_line_error(

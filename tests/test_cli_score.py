@@ -276,11 +276,13 @@ def test_perplexity_json_equals_the_api(model_dir, model, text):
 
 
 def test_perplexity_text_is_srilms_summary_then_kenlms(model_dir, model, text):
-    result = run("perplexity", model_dir, text, "--quiet")
+    """The summary goes to stderr, where lm score puts it; stdout is for data (--json)."""
+    result = run("perplexity", model_dir, text)
     assert result.exit_code == 0
+    assert result.stdout == ""
     r = lm.perplexity(model, text, progress=False)
     logprob, ppl, ppl1 = srilm_figures(model, LINES)
-    assert result.stdout.splitlines() == [
+    assert result.stderr.splitlines() == [
         f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs",
         f"0 zeroprobs, logprob= {logprob:.7g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}",
         f"Perplexity including OOVs:\t{r.ppl:g}",
@@ -288,7 +290,20 @@ def test_perplexity_text_is_srilms_summary_then_kenlms(model_dir, model, text):
         f"OOVs:\t{r.oovs}",
         f"Tokens:\t{r.tokens}",
     ]
-    assert result.stdout == run("score", model_dir, text).stderr  # one summary, two commands
+    assert result.stderr == run("score", model_dir, text).stderr  # one summary, two commands
+    quiet = run("perplexity", model_dir, text, "--quiet")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_perplexity_reads_stdin_when_file_is_absent_or_dash(model_dir, text):
+    with open(text) as f:
+        stdin = f.read()
+    from_file = json.loads(run("perplexity", model_dir, text, "--json", "-q").stdout)
+    for args in ([], ["-"]):
+        result = run("perplexity", model_dir, *args, "--json", input=stdin)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout) == from_file
+        assert result.stderr.startswith("file -: 6 sentences")
 
 
 def test_perplexity_empty_file_is_null(model_dir, tmp_path):

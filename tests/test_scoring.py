@@ -3,9 +3,11 @@ proper distribution over sentences, batching, long lines, corpus counts, trainin
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
+import sys
 import tracemalloc
 
 import numpy as np
@@ -298,12 +300,23 @@ def test_file_and_lines_agree_with_crlf_and_no_final_newline(tmp_path, capsys):
     assert capsys.readouterr().err == ""  # progress=False: no bar
 
 
-def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_goes_to_stderr_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     path = tmp_path / "text.txt"
     path.write_text("the cat sat\n" * 10)
     lm.perplexity(MODELS["onehot"], path, progress=True)
-    out, err = capsys.readouterr()
-    assert out == "" and "text.txt" in err
+    assert capsys.readouterr() == ("", "")  # not a terminal: no bar, no \r frames in a log
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    lm.perplexity(MODELS["onehot"], path, progress=True)
+    assert "text.txt" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(sys, "stderr", None)  # stderr closed: no bar, no error
+    assert lm.perplexity(MODELS["onehot"], path, progress=True).sentences == 10
 
 
 def test_chunks_do_not_change_the_corpus_perplexity(monkeypatch):

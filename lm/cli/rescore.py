@@ -17,7 +17,7 @@ import itertools
 import click
 
 from lm import data, nbest
-from lm.cli.common import handle_errors
+from lm.cli.common import FiniteFloat, echo_lines, handle_errors
 from lm.cli.score import load_scorer, scoring_options, unk_penalty_option
 
 
@@ -35,14 +35,14 @@ from lm.cli.score import load_scorer, scoring_options, unk_penalty_option
 @click.option("--best", is_flag=True, help="Print only the best hypothesis of each list.")
 @click.option(
     "--lm-weight",
-    type=float,
+    type=FiniteFloat(),
     default=1.0,
     show_default=True,
     help="Scale of the log10 LM score in the ranking.",
 )
 @click.option(
     "--word-penalty",
-    type=float,
+    type=FiniteFloat(),
     default=0.0,
     show_default=True,
     help="Added to the ranking score once per word (nwords).",

@@ -21,7 +21,7 @@ import click
 
 import lm
 from lm import data, formats, scoring
-from lm.cli.common import handle_errors
+from lm.cli.common import FiniteFloat, echo_lines, handle_errors
 
 
 def scoring_options(f):
@@ -64,7 +64,7 @@ def scoring_options(f):
             ),
             click.option(
                 "--ngram-weight",
-                type=click.FloatRange(0.0, 1.0),
+                type=FiniteFloat(0.0, 1.0),
                 metavar="W",
                 help="The n-gram's share: p = (1 - W) p_rnn + W p_ngram per token "
                 "(find W with lm mix).",
@@ -78,7 +78,7 @@ def scoring_options(f):
 def unk_penalty_option(f):
     return click.option(
         "--unk-penalty",
-        type=click.FloatRange(max=0.0),
+        type=FiniteFloat(max=0.0),
         metavar="LOG10P",
         help="Score every OOV word at this log10 probability instead of the model's <unk> "
         "(it then counts in every total, SRILM's included).",
@@ -158,8 +158,8 @@ def command(
                 out.append(formats.kenlm_line(s, vocab))
             else:
                 out.append(formats.tsv_line(s))
-        click.echo("\n".join(out))  # flushed: the lines reach a pipe in order, batch by batch
+        echo_lines("\n".join(out))  # whole lines, flushed: they reach a pipe batch by batch
     if fmt == "srilm":
-        click.echo(totals.srilm_summary(file))
+        echo_lines(totals.srilm_summary(file))
     elif not quiet:
         click.echo(totals.summary(file), err=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 
 import click
 
-from lm import activations, cells
+from lm import activations, cells, files, memory
 from lm.checkpoint import is_model_dir
-from lm.cli.common import handle_errors
+from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 from lm.errors import LMError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
@@ -60,21 +61,27 @@ POSITIVE = click.IntRange(min=1)
     show_default=True,
     help="Recurrent cell: elman (s = f(x U + s W + b)), gru or lstm (PyTorch's equations).",
 )
-@click.option("--embed-dim", type=POSITIVE, default=200, show_default=True)
+@click.option(
+    "--embed-dim",
+    type=POSITIVE,
+    help="Embedding size with --input embedding [default: --hidden].",
+)
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
 @click.option(
     "--activation",
-    type=click.Choice(activations.NAMES),
+    type=click.Choice(activations.TRAINABLE),  # step has no useful derivative
     help="The elman cell's f [default: tanh]; gated cells have their own.",
 )
-@click.option("--alpha", type=float, default=0.01, show_default=True, help="Leaky ReLU slope.")
+@click.option(
+    "--alpha", type=FiniteFloat(min=0), default=0.01, show_default=True, help="Leaky ReLU slope."
+)
 @click.option("--batch-size", type=POSITIVE, default=20, show_default=True)
 @click.option("--bptt", type=POSITIVE, default=35, show_default=True, help="Window length T.")
 @click.option("--truncate", type=click.IntRange(min=1), help="BPTT horizon K within a window.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Learning rate [default: 5e-3 adam, 1.0 sgd].",
 )
 @click.option(
@@ -86,7 +93,7 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option(
     "--min-improvement",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloat(min=1.0),
     default=TrainConfig.min_improvement,
     show_default=True,
     help="An epoch improving validation ppl by less than this factor is a plateau.",
@@ -108,26 +115,26 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option(
     "--clip-norm",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Global-norm clipping [default: 1.0 adam, 0.25 sgd; 0 = off].",
 )
 @click.option(
     "--clip-value",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Element-wise gradient clipping to [-v, v].",
 )
 @click.option(
     "--ema",
-    type=click.FloatRange(min=0, max=1, max_open=True),
+    type=FiniteFloat(min=0, max=1, max_open=True),
     default=TrainConfig.ema,
     show_default=True,
     help="Keep, validate and save a moving average of the weights with this decay "
     "(e.g. 0.999); 0 = off.",
 )
-@click.option("--l2", type=click.FloatRange(min=0), default=TrainConfig.l2, show_default=True)
+@click.option("--l2", type=FiniteFloat(min=0), default=TrainConfig.l2, show_default=True)
 @click.option(
     "--dropout",
-    type=click.FloatRange(min=0, max=1, max_open=True),
+    type=FiniteFloat(min=0, max=1, max_open=True),
     default=TrainConfig.dropout,
     show_default=True,
     help="Dropout on the inputs and on the states fed to the softmax.",
@@ -137,21 +144,21 @@ POSITIVE = click.IntRange(min=1)
     is_flag=True,
     help="Reset the state at every sentence start (matches per-sentence scoring).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--checkpoint-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=10.0,
     show_default=True,
 )
 @click.option(
     "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Stop after this much training time.",
 )
 @click.option("--on-nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: a JSON summary.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages (errors only).")
 @handle_errors
 def command(
     train_file,
@@ -193,21 +200,22 @@ def command(
     """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR."""
 
     def log(msg):
-        click.echo(msg, err=True)
+        if not quiet:
+            click.echo(msg, err=True)
 
+    show_progress = files.show_progress(not quiet)  # bars only on a terminal (tqdm's rule)
     if resume:
-        trainer = Trainer.resume(resume, show_progress=not quiet)
+        trainer = Trainer.resume(resume, show_progress=show_progress)
         log(f"resuming {resume} at epoch {trainer.state.epoch + 1}, window {trainer.state.window}")
     else:
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
         activation = _activation_for(cell, activation)
-        if activation == "step":
-            raise click.BadParameter(
-                "step cannot be trained: its derivative is zero almost everywhere, and gradient "
-                "descent needs a derivative",
-                param_hint="--activation",
-            )
+        check_rereadable(train_file, "TRAIN_FILE")
+        if valid_file is not None:
+            check_rereadable(valid_file, "--valid")
+        embed_dim = (embed_dim or hidden) if input_kind == "embedding" else 0
+        check_memory(hidden, embed_dim, batch_size, bptt, optimizer, ema, cells.make(cell).gates)
         if os.path.exists(out) and not os.path.isdir(out):
             raise LMError(f"{out}: exists and is not a directory")
         if is_model_dir(out) and not force:
@@ -236,7 +244,7 @@ def command(
         mc_args = dict(
             hidden=hidden,
             input=input_kind,
-            embed_dim=embed_dim if input_kind == "embedding" else 0,
+            embed_dim=embed_dim,
             activation=activation,
             alpha=alpha,
             cell=cell,
@@ -248,17 +256,74 @@ def command(
             mc_args,
             tc,
             VocabConfig(vocab_size, min_count, lowercase),
-            show_progress=not quiet,
+            show_progress=show_progress,
         )
-        log(f"vocabulary: {trainer.vocab.size} words; model: {trainer.net.config}")
+        log(f"vocabulary: {trainer.vocab.size} words; model: {describe_model(trainer.net.config)}")
     try:
         summary = trainer.run(log=log)
     except Interrupted as e:
         click.echo(f"lm: {e}", err=True)
         sys.exit(130)
-    log(f"best valid ppl {summary['valid_ppl']}; model in {summary['out']}")
+    ppl = summary["valid_ppl"]
+    best = "no validation file" if ppl is None else f"best valid ppl {ppl:.2f}"
+    log(f"{best}; model in {summary['out']}")
     if as_json:
-        click.echo(json.dumps(summary))
+        echo_lines(json.dumps(summary))
+
+
+def check_rereadable(path: str, what: str) -> None:
+    """Usage error unless ``path`` is a regular file or does not exist (then reading it says
+    "no such file"): training reads its files more than once (the vocabulary, the ids, each
+    epoch's validation, and again on --resume), which stdin, a pipe or a device cannot do."""
+    if path != "-" and not os.path.exists(path):
+        return
+    if files.is_regular_file(path):
+        return
+    if path == "-":
+        kind = "standard input"
+    else:
+        mode = os.stat(path).st_mode
+        kind = "a pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) else "special"
+    raise click.BadParameter(
+        f"{path} is {kind}, not a regular file: lm train reads its data more than once (and "
+        f"again on --resume), so save it to a file first (it may be gzip-compressed)",
+        param_hint=what,
+    )
+
+
+def check_memory(
+    hidden: int,
+    embed_dim: int,
+    batch_size: int,
+    bptt: int,
+    optimizer: str,
+    ema: float,
+    width: int = 1,
+    n_vocab: int | None = None,
+) -> None:
+    """MemoryLimitError before any data is read when the model, batch and window cannot fit
+    in memory at any vocabulary size (``n_vocab`` None: the 4 special tokens, a lower bound;
+    training checks again with the real vocabulary). ``width``: the cell's gates (1 Elman,
+    3 GRU, 4 LSTM)."""
+    memory.check_training(
+        n_vocab or 4,
+        hidden,
+        batch_size,
+        bptt,
+        embed_dim=embed_dim,
+        width=width,
+        optimizer=optimizer,
+        ema=bool(ema),
+        vocab_known=n_vocab is not None,
+    )
+
+
+def describe_model(mc) -> str:
+    """'one-hot input, 200 tanh units, 10000-word softmax' (for the log, not Python's repr)."""
+    kind = f"embedding {mc.embed_dim}" if mc.input == "embedding" else "one-hot"
+    cell = getattr(mc, "cell", None)
+    units = f"{mc.hidden} {mc.activation}" + (f" {cell}" if cell and cell != "elman" else "")
+    return f"{kind} input, {units} units, {mc.n_vocab}-word softmax"
 
 
 def _activation_for(cell: str, activation: str | None) -> str:
