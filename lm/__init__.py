@@ -6,17 +6,35 @@ model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
 lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
 """
 
+import os
+
 from lm.api import LanguageModel, load
-from lm.errors import DataError, LMError, ModelFileError, TrainingError
+from lm.errors import ClusterError, DataError, LMError, ModelFileError, TrainingError
 
 __version__ = "0.1.0"
 
 
-def perplexity(model: LanguageModel, lines_or_path, **options):
-    """Corpus perplexity of ``model`` on an iterable of sentences or a file path
-    (see ``lm.scoring.corpus_perplexity`` for what is counted)."""
+def perplexity(model_or_path, lines_or_path, client=None, **options):
+    """Corpus perplexity of a model (a LanguageModel, or a model directory to load) on an
+    iterable of sentences or a file path (see ``lm.scoring.corpus_perplexity`` for what is
+    counted and for the options).
+
+    ``client``: a ``distributed.Client`` (the ``cluster`` extra) to score on its workers, with
+    the same result, bit for bit, as one process with one BLAS thread (see ``lm.cluster``;
+    every worker loads the model from its directory).
+
+    Good: ``lm.perplexity("model_dir", "test.txt")``,
+    ``lm.perplexity(model, "test.txt", client=distributed.Client("tcp://host:8786"))``.
+    Bad: ``lm.perplexity(model, "test.txt", client="tcp://host:8786")``: a Client, not an
+    address (TypeError).
+    """
+    if client is not None:
+        from lm import cluster
+
+        return cluster.perplexity(client, model_or_path, lines_or_path, **options)
     from lm import scoring
 
+    model = load(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else model_or_path
     return scoring.corpus_perplexity(model, lines_or_path, **options)
 
 
@@ -26,6 +44,7 @@ __all__ = [
     "LanguageModel",
     "LMError",
     "DataError",
+    "ClusterError",
     "ModelFileError",
     "TrainingError",
     "__version__",

@@ -209,6 +209,25 @@ class SentenceScore:
         return vocab.split(self.sentence) + ["</s>"] * int(self.eos)
 
 
+def score_chunk(
+    model: LanguageModel,
+    lines: list[str],
+    bos: bool = True,
+    eos: bool = True,
+    batch_size: int = BATCH_SIZE,
+) -> list[SentenceScore]:
+    """Score one chunk of lines together, results in input order.
+
+    The chunk is the unit whose sentences are sorted by length and batched, so a sentence's
+    numbers can depend (by float rounding) on which others share its chunk: whoever wants
+    the numbers of ``score_chunks`` (a cluster worker, ``lm.cluster``) must score the same
+    chunks.
+    """
+    ids, oov = model.vocab.encode_batch(lines)
+    lps = score_ids(model.net, ids, bos=bos, eos=eos, batch_size=batch_size)
+    return [_sentence_score(*row, bos, eos) for row in zip(lines, ids, oov, lps)]
+
+
 def score_chunks(
     model: LanguageModel,
     lines: Iterable[str],
@@ -235,9 +254,7 @@ def score_chunks(
         except DataError as e:
             error = e
         if chunk:
-            ids, oov = model.vocab.encode_batch(chunk)
-            lps = score_ids(model.net, ids, bos=bos, eos=eos, batch_size=batch_size)
-            yield [_sentence_score(*row, bos, eos) for row in zip(chunk, ids, oov, lps)]
+            yield score_chunk(model, chunk, bos, eos, batch_size)
         if error is not None:
             raise error
         if len(chunk) < chunk_lines:

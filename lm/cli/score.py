@@ -13,6 +13,7 @@ An SRILM-style summary goes to stderr at the end unless ``--quiet``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -21,6 +22,8 @@ import click
 
 import lm
 from lm import data, scoring
+from lm.cli import cluster as cluster_cli
+from lm.cli.cluster import cluster_options
 from lm.cli.common import handle_errors
 
 
@@ -63,18 +66,24 @@ def scoring_options(f):
 
 @click.command("score", short_help="Score sentences: log10 probability per line (and per token).")
 @click.argument("model_dir")
-@click.argument("file", default="-", required=False)
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option("--per-token", is_flag=True, help="Add each token's log10 probability.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input line.")
 @scoring_options
+@cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @handle_errors
-def command(model_dir, file, per_token, as_json, bos, eos, batch_size, errors, quiet):
+def command(model_dir, files, per_token, as_json, bos, eos, batch_size, errors, quiet, cluster):
     """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR."""
-    model = lm.load(model_dir)
-    lines = data.read_lines(file, errors)
+    file = files[0] if files else "-"
     # a person typing gets each line's score at once; otherwise a few batches at a time
     chunk = 1 if file == "-" and sys.stdin.isatty() else 4 * batch_size
+    if cluster.wanted(files):
+        fmt = functools.partial(format_json if as_json else format_line, per_token=per_token)
+        args = (fmt, chunk, bos, eos, batch_size, errors, quiet)
+        return cluster_cli.score(model_dir, files, cluster, *args)
+    model = lm.load(model_dir)
+    lines = data.read_lines(file, errors)
     totals = scoring.CorpusTotals()
     for results in scoring.score_chunks(model, lines, bos, eos, batch_size, chunk):
         out = []
