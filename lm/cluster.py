@@ -42,7 +42,9 @@ results are taken by chunk in input order nothing is written twice. A chunk surv
 the next the run stops with ClusterError naming the scheduler and the chunk's lines (raise
 the limit on the scheduler, e.g. DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=10, when
 workers are pre-empted often). A scheduler that cannot be reached, or that goes away during
-the run, is ClusterError naming its address.
+the run, is ClusterError naming its address. Ctrl-C (KeyboardInterrupt) cancels the chunks in
+flight, and the LocalCluster of ``connect(workers=N)`` is shut down; its workers ignore SIGINT
+(see ``_workers_ignoring_sigint``), so a terminal's Ctrl-C reaches only the command.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -299,16 +302,18 @@ def in_order(
             if not isinstance(item, Chunk):
                 pending.append((item, None))
                 continue
-            future = _guard(
-                client,
-                item,
-                functools.partial(
-                    client.submit,
-                    _score_on_worker,
-                    *(path, item.lines, bos, eos, batch_size, format),
-                    pure=False,
-                ),
-            )
+            with warnings.catch_warnings():  # Dask's advice on a chunk of very long lines
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                future = _guard(
+                    client,
+                    item,
+                    functools.partial(
+                        client.submit,
+                        _score_on_worker,
+                        *(path, item.lines, bos, eos, batch_size, format),
+                        pure=False,
+                    ),
+                )
             pending.append((item, future))
             running += 1
             while running >= limit:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import dask
 import distributed
@@ -30,6 +31,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import lm
 from lm import cluster, scoring
+from lm.cli import cluster as cli_cluster
 from lm.cli import main
 from lm.cli.score import format_json, format_line
 from lm.errors import ClusterError, DataError
@@ -183,6 +185,42 @@ def test_stdin_on_the_cluster(client, model_dir):
     assert result.exit_code == 0, result.stderr
     expected = reference("score", model_dir, input=stdin)
     assert (result.stdout, result.stderr) == (expected.stdout, expected.stderr)
+
+
+def test_a_chunk_of_long_lines_is_scored_without_dask_warnings(client, model_dir, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text(" ".join(["the", "cat", "y" * 2000, "sat"] * 100) + "\nthe cat\n")
+    # Dask warns about tasks over 10 MB ("Sending large graph"): here, over 100 kB
+    limit = {"distributed.admin.large-graph-warning-threshold": "100kB"}
+    with dask.config.set(limit), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run("score", model_dir, path, "--scheduler", address(client))
+    assert [str(w.message) for w in caught if "graph" in str(w.message)] == []
+    assert result.exit_code == 0, result.stderr
+    expected = reference("score", model_dir, path)
+    assert (result.stdout, result.stderr) == (expected.stdout, expected.stderr)
+
+
+def test_the_progress_bar_counts_sentences_on_stderr(client, model_dir, text, monkeypatch):
+    bars = []
+
+    class Recorded(cli_cluster.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.counted = 0
+            bars.append((kwargs, self))
+
+        def update(self, n=1):
+            self.counted += n
+            return super().update(n)
+
+    monkeypatch.setattr(cli_cluster, "tqdm", Recorded)
+    assert run("score", model_dir, text, "--scheduler", address(client)).exit_code == 0
+    ((kwargs, bar),) = bars
+    assert kwargs["disable"] is None  # tqdm's own choice: on for a terminal, off otherwise
+    assert (kwargs["unit"], bar.counted) == (" sentences", 3000)
+    assert run("score", model_dir, text, "--scheduler", address(client), "-q").exit_code == 0
+    assert bars[1][0]["disable"] is True
 
 
 def test_workers_option_starts_and_stops_its_own_cluster(model_dir, tmp_path):

@@ -21,6 +21,16 @@ options). The chunks of consecutive inputs share the cluster without a pause bet
 Ctrl-C: a Ctrl-C during a write to stdout takes effect when the write is done (a second one
 does not wait), so stdout holds whole lines; exit 130, the cluster this command started is
 shut down.
+
+Plugging in another command (``lm rescore``): add ``@cluster_options`` and the one branch
+above. If it scores one sentence per input line, ``score`` serves as it is, given the
+command's own line format (a module-level function ``fmt(SentenceScore, vocab) -> str``, so
+that workers import it by name) and the chunk size its single-process path passes to
+``scoring.score_chunks`` (the bits match only for the same chunks). If each line holds more
+than the sentence (an n-best entry: id, hypothesis, feature scores), the worker has to cut the
+hypothesis out before scoring and put the line back together after: a module-level
+``extract(line) -> sentence`` passed down to ``lm.cluster._score`` (which now formats
+``SentenceScore.sentence``, the scored text) would do it.
 """
 
 from __future__ import annotations
@@ -140,8 +150,13 @@ def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, bat
         if use_cluster
         else nullcontext(None)
     )
-    bar = tqdm(unit=" sentences", leave=False, disable=True if quiet else None)
-    with connection as client, _whole_lines() as echo, bar:
+    # lines scored to a terminal show the progress themselves
+    lines_to_terminal = fmt is not None and opts.out_dir is None and sys.stdout.isatty()
+    with (
+        connection as client,
+        _whole_lines() as echo,
+        tqdm(unit=" sentences", leave=False, disable=quiet or lines_to_terminal or None) as bar,
+    ):
         chunks = _chunks(todo, chunk_lines, errors)
         with closing(lm_cluster.in_order(client, model, chunks, bos, eos, batch_size, fmt)) as rs:
             for path, out in todo:
@@ -156,12 +171,14 @@ def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, bat
                         bar.update(r.sentences)
                     tail = finish(path, totals.result())
                     if tail is not None:
+                        if out is None:
+                            bar.clear()  # the report goes to the terminal the bar is on
                         write(tail)
 
 
 def _chunks(todo, chunk_lines, errors):
     for path, _ in todo:
-        name = "-" if path == "-" else path
+        name = "<stdin>" if path == "-" else path
         lines = data.read_lines(path, errors)
         yield from lm_cluster.read_chunks(lines, chunk_lines, name)
         yield _END

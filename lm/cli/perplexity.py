@@ -29,7 +29,11 @@ from lm.cli.score import finite_or_none, scoring_options, srilm_number, summary
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def command(model_dir, files, as_json, bos, eos, batch_size, errors, quiet, cluster):
-    """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin)."""
+    """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin).
+
+    With --out-dir, each FILE (or each file of a directory, or of a quoted glob) gets its own
+    report in DIR. --workers or --scheduler score on a Dask cluster, with the same result.
+    """
     if cluster.wanted(files):
         args = (functools.partial(report, as_json=as_json), bos, eos, batch_size, errors, quiet)
         return cluster_cli.perplexity(model_dir, files, cluster, *args)

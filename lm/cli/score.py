@@ -74,10 +74,14 @@ def scoring_options(f):
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @handle_errors
 def command(model_dir, files, per_token, as_json, bos, eos, batch_size, errors, quiet, cluster):
-    """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR."""
+    """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR.
+
+    With --out-dir, each FILE (or each file of a directory, or of a quoted glob) gets its own
+    output in DIR. --workers or --scheduler score on a Dask cluster, with the same output.
+    """
     file = files[0] if files else "-"
     # a person typing gets each line's score at once; otherwise a few batches at a time
-    chunk = 1 if file == "-" and sys.stdin.isatty() else 4 * batch_size
+    chunk = 1 if file == "-" and sys.stdin and sys.stdin.isatty() else 4 * batch_size
     if cluster.wanted(files):
         fmt = functools.partial(format_json if as_json else format_line, per_token=per_token)
         args = (fmt, chunk, bos, eos, batch_size, errors, quiet)
