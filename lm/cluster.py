@@ -353,6 +353,13 @@ def _guard(client, chunk: Chunk, call):
         ) from None
     except LMError:
         raise
+    except RuntimeError as e:
+        if "deserializ" not in str(e):
+            raise
+        raise ClusterError(  # e.g. another version of lm on the scheduler
+            f"{address}: the scheduler cannot read lm's task ({_reason(e.__cause__ or e)}): "
+            "install the same lm where the scheduler, the workers and this command run"
+        ) from None
     except (OSError, TimeoutError, distributed.CancelledError) as e:
         raise ClusterError(f"{address}: lost the Dask scheduler ({_reason(e)})") from None
 

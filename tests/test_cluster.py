@@ -473,6 +473,22 @@ def test_a_chunk_past_allowed_failures_is_a_one_line_error(client, big_model_dir
 # ----- the scheduler -----
 
 
+def test_a_scheduler_with_another_lm_is_a_one_line_error(client):
+    def unreadable():  # what Client.submit's future raises then
+        try:
+            raise AttributeError("Can't get attribute 'format_line' on <module 'lm.cli.score'>")
+        except AttributeError as e:
+            raise RuntimeError("Error during deserialization of the task graph.") from e
+
+    with pytest.raises(ClusterError) as e:
+        cluster._guard(client, cluster.Chunk(["a"]), unreadable)
+    assert str(e.value) == (
+        f"{address(client)}: the scheduler cannot read lm's task (Can't get attribute "
+        "'format_line' on <module 'lm.cli.score'>): install the same lm where the scheduler, "
+        "the workers and this command run"
+    )
+
+
 def test_an_unreachable_scheduler_is_a_one_line_error(model_dir, text, tmp_path):
     where = f"tcp://127.0.0.1:{free_port()}"
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
