@@ -12,9 +12,10 @@ Who does what:
                             submits them, takes the results back in input order and sums the
                             corpus totals.
     worker                  loads the model once, runs one BLAS thread, scores a chunk with
-                            ``scoring.score_chunk`` and returns a ChunkResult: the chunk's
-                            output lines already formatted (one str) and five numbers per
-                            sentence (no lm objects, no per-token arrays).
+                            ``scoring.score_chunk`` and returns the chunk's output lines
+                            already formatted (one str) and its per-token numbers packed in
+                            three flat arrays (ids, OOV flags, log10 probabilities) with the
+                            tokens per sentence: plain str and numpy arrays, no lm objects.
 
 What is sent to a worker per chunk: the model directory's absolute path (a str), the chunk's
 lines (a list of str), the scoring options and the formatting function (by reference: a
@@ -28,8 +29,9 @@ cannot load the model: PATH: ...") and the whole run stops with that one line.
 Why the numbers equal one process's bit for bit: a sentence's numbers depend, by float
 rounding, on which sentences share its batch and on the BLAS thread count. Workers score
 exactly the chunks the single process forms, with the same function, on one BLAS thread
-(``lm --threads 1``), and the client adds the per-sentence numbers into the corpus totals one
-by one in input order, as ``scoring.CorpusTotals.add`` does.
+(``lm --threads 1``); the client rebuilds each SentenceScore from the arrays (the same
+values) and the caller adds them to its totals in input order, with the same code as one
+process.
 
 Streaming: at most ``PER_WORKER`` chunks per worker thread are submitted and not yet taken
 back; the client waits for the oldest, so output leaves in input order as chunks complete,
@@ -79,6 +81,7 @@ INSTALL = "pip install 'lm[cluster]' (or: pip install dask distributed)"
 
 # the format function a worker applies to each scored sentence: (score, vocab) -> one line
 Format = Callable[["scoring.SentenceScore", "Vocab"], str]
+Transform = Callable[["scoring.SentenceScore"], "scoring.SentenceScore"]
 
 
 class Chunk(NamedTuple):
@@ -91,21 +94,32 @@ class Chunk(NamedTuple):
 
 
 class ChunkResult(NamedTuple):
-    """What a worker returns for a chunk of n lines.
-
-    text : the n formatted output lines joined by newlines (None without a format).
-    counts : (n, 3) int64, per sentence: words, oovs, tokens.
-    log10probs : (n, 2) float64, per sentence: the total log10 probability, and the part of
-        it from OOV tokens (0.0 when there is none).
-    """
+    """A scored chunk: ``text``, its formatted output lines joined by newlines (None without a
+    format), and ``scores``, a SentenceScore per line in input order."""
 
     text: str | None
-    counts: Array
+    scores: list[scoring.SentenceScore]
+
+
+class _Packed(NamedTuple):
+    """What a worker sends back for a chunk of n lines (the lines themselves stay with the
+    client): text as in ChunkResult; tokens (n,) int64 per sentence; ids, oov, log10probs
+    the sentences' per-token arrays of SentenceScore, concatenated: (tokens.sum(),) each."""
+
+    text: str | None
+    tokens: Array
+    ids: Array
+    oov: Array
     log10probs: Array
 
-    @property
-    def sentences(self) -> int:
-        return len(self.counts)
+    def unpack(self, lines: list[str], bos: bool, eos: bool) -> ChunkResult:
+        cut = np.cumsum(self.tokens)[:-1]
+        parts = (np.split(a, cut) for a in (self.ids, self.oov, self.log10probs))
+        scores = [
+            scoring.SentenceScore(line, ids, oov, lp, bos, eos)
+            for line, ids, oov, lp in zip(lines, *parts)
+        ]
+        return ChunkResult(self.text, scores)
 
 
 def _distributed():
@@ -261,13 +275,15 @@ def in_order(
     eos: bool = True,
     batch_size: int = scoring.BATCH_SIZE,
     format: Format | None = None,
+    transform: Transform | None = None,
 ) -> Iterator:
     """Score every Chunk of ``items`` on the cluster; yield a ChunkResult for each, in input
     order, as soon as it and every chunk before it are done. Anything in ``items`` that is
     not a Chunk (a marker, e.g. the end of a file) is yielded unchanged in its place.
 
-    ``client`` None scores in this process, one chunk at a time (then ``model`` must be a
-    LanguageModel). Otherwise ``model`` is a model directory or a LanguageModel loaded from
+    ``transform`` (SentenceScore -> SentenceScore, e.g. a penalty for OOV words) is applied
+    on the worker to every score before ``format`` and before it is sent back. ``client`` None
+    scores in this process, one chunk at a time (then ``model`` must be a LanguageModel). Otherwise ``model`` is a model directory or a LanguageModel loaded from
     one (its path is what the workers load). At most PER_WORKER chunks per worker thread
     are in flight. A DataError raised while ``items`` is read is raised after the chunks read
     before it have been yielded. Leaving early (an error, Ctrl-C) cancels the chunks still
@@ -279,7 +295,7 @@ def in_order(
             raise TypeError("scoring in this process needs a LanguageModel, not a path")
         for item in items:
             yield (
-                _score(model, item.lines, bos, eos, batch_size, format)
+                _score(model, item.lines, bos, eos, batch_size, format, transform)
                 if isinstance(item, Chunk)
                 else item
             )
@@ -310,7 +326,7 @@ def in_order(
                     functools.partial(
                         client.submit,
                         _score_on_worker,
-                        *(path, item.lines, bos, eos, batch_size, format),
+                        *(path, item.lines, bos, eos, batch_size, format, transform),
                         pure=False,
                     ),
                 )
@@ -319,9 +335,9 @@ def in_order(
             while running >= limit:
                 done = pending.popleft()
                 running -= done[1] is not None
-                yield _result(client, *done)
+                yield _result(client, *done, bos, eos)
         while pending:
-            yield _result(client, *pending.popleft())
+            yield _result(client, *pending.popleft(), bos, eos)
     finally:
         futures = [f for _, f in pending if f is not None]
         if futures and client.status == "running":
@@ -331,10 +347,10 @@ def in_order(
         raise error
 
 
-def _result(client, item, future):
+def _result(client, item, future, bos: bool, eos: bool):
     if future is None:
         return item
-    return _guard(client, item, future.result)
+    return _guard(client, item, future.result).unpack(item.lines, bos, eos)
 
 
 def _guard(client, chunk: Chunk, call):
@@ -384,22 +400,6 @@ def model_path(model: LanguageModel | str | os.PathLike) -> str:
     return os.path.abspath(model.path)
 
 
-def add_to_totals(totals: scoring.CorpusTotals, r: ChunkResult) -> None:
-    """Add a chunk's sentences to ``totals`` as ``totals.add`` adds SentenceScores: the same
-    counts and the same float sums in the same order, so the same bits."""
-    if not r.sentences:
-        return
-    words, oovs, tokens = (int(x) for x in r.counts.sum(axis=0))
-    totals.sentences += r.sentences
-    totals.words += words
-    totals.oovs += oovs
-    totals.tokens += tokens
-    for x in r.log10probs[:, 0].tolist():
-        totals.log10prob += x
-    for x in r.log10probs[r.counts[:, 1] > 0, 1].tolist():
-        totals.oov_log10prob += x
-
-
 def perplexity(
     client,
     model: LanguageModel | str | os.PathLike,
@@ -434,8 +434,9 @@ def perplexity(
     with bar:
         chunks = read_chunks(lines, scoring.CHUNK_LINES, name)
         for r in in_order(client, model, chunks, bos, eos, batch_size):
-            add_to_totals(totals, r)
-            bar.update(r.sentences)
+            for sentence in r.scores:
+                totals.add(sentence)
+            bar.update(len(r.scores))
     return totals.result()
 
 
@@ -447,10 +448,27 @@ _prepared = False
 
 
 def _score_on_worker(
-    path: str, lines: list[str], bos: bool, eos: bool, batch_size: int, format: Format | None
-) -> ChunkResult:
+    path: str,
+    lines: list[str],
+    bos: bool,
+    eos: bool,
+    batch_size: int,
+    format: Format | None,
+    transform: Transform | None,
+) -> _Packed:
     """The task a worker runs for one chunk."""
-    return _score(_worker_model(path), lines, bos, eos, batch_size, format)
+    r = _score(_worker_model(path), lines, bos, eos, batch_size, format, transform)
+
+    def flat(name: str, dtype) -> Array:
+        return np.concatenate([getattr(s, name) for s in r.scores] or [np.zeros(0, dtype)])
+
+    return _Packed(
+        r.text,
+        np.array([s.tokens for s in r.scores], dtype=np.int64),
+        flat("ids", np.int32),
+        flat("oov", bool),
+        flat("log10probs", np.float64),
+    )
 
 
 def _score(
@@ -460,15 +478,13 @@ def _score(
     eos: bool,
     batch_size: int,
     format: Format | None,
+    transform: Transform | None,
 ) -> ChunkResult:
-    results = scoring.score_chunk(model, lines, bos, eos, batch_size)
-    text = None if format is None else "\n".join(format(s, model.vocab) for s in results)
-    counts = np.array([(s.words, s.oovs, s.tokens) for s in results], dtype=np.int64)
-    lps = np.array(
-        [(s.log10prob, float(np.sum(s.log10probs[s.oov])) if s.oovs else 0.0) for s in results],
-        dtype=np.float64,
-    )
-    return ChunkResult(text, counts.reshape(-1, 3), lps.reshape(-1, 2))
+    scores = scoring.score_chunk(model, lines, bos, eos, batch_size)
+    if transform is not None:
+        scores = [transform(s) for s in scores]
+    text = None if format is None else "\n".join(format(s, model.vocab) for s in scores)
+    return ChunkResult(text, scores)
 
 
 def _worker_model(path: str) -> LanguageModel:

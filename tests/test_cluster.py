@@ -10,6 +10,7 @@ reach it with --scheduler. References come from one process with one BLAS thread
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -259,6 +260,31 @@ def test_chunks_in_flight_are_bounded_and_results_come_in_order(client, model):
             for chunk in scoring.score_chunks(model, lines, chunk_lines=50)
         ]
     assert texts == expected
+
+
+def test_workers_send_back_every_number_and_apply_the_transform(client, model):
+    lines = sentences(1500, seed=12)
+    penalty = lambda s: dataclasses.replace(s, log10probs=np.where(s.oov, -5.0, s.log10probs))
+    fmt = functools.partial(format_line, per_token=True)
+
+    def run_on(c):
+        chunks = cluster.read_chunks(lines, 256, "x")
+        return list(cluster.in_order(c, model, chunks, format=fmt, transform=penalty))
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        here = run_on(None)  # in this process: the same functions, no transport
+    there = run_on(client)
+    assert [r.text for r in there] == [r.text for r in here]
+    got = [s for r in there for s in r.scores]
+    expected = [s for r in here for s in r.scores]
+    assert [s.sentence for s in got] == lines
+    for g, e in zip(got, expected):
+        assert (g.bos, g.eos) == (e.bos, e.eos)
+        for name in ("ids", "oov", "log10probs"):
+            a, b = getattr(g, name), getattr(e, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert any(s.oovs for s in got)
+    assert all(np.all(s.log10probs[s.oov] == -5.0) for s in got)
 
 
 def test_read_chunks_cuts_where_score_chunks_cuts():

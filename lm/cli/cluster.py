@@ -167,8 +167,9 @@ def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, bat
                             break
                         if r.text is not None:
                             write(r.text)
-                        lm_cluster.add_to_totals(totals, r)
-                        bar.update(r.sentences)
+                        for sentence in r.scores:
+                            totals.add(sentence)
+                        bar.update(len(r.scores))
                     tail = finish(path, totals.result())
                     if tail is not None:
                         if out is None:
