@@ -281,11 +281,12 @@ def in_order(
     order, as soon as it and every chunk before it are done. Anything in ``items`` that is
     not a Chunk (a marker, e.g. the end of a file) is yielded unchanged in its place.
 
-    ``transform`` (SentenceScore -> SentenceScore, e.g. a penalty for OOV words) is applied
-    on the worker to every score before ``format`` and before it is sent back. ``client`` None
-    scores in this process, one chunk at a time (then ``model`` must be a LanguageModel). Otherwise ``model`` is a model directory or a LanguageModel loaded from
-    one (its path is what the workers load). At most PER_WORKER chunks per worker thread
-    are in flight. A DataError raised while ``items`` is read is raised after the chunks read
+    ``client`` None scores in this process, one chunk at a time (then ``model`` must be a
+    LanguageModel). Otherwise ``model`` is a model directory or a LanguageModel loaded from
+    one (its path is what the workers load); at most PER_WORKER chunks per worker thread are
+    in flight. ``transform`` (SentenceScore -> SentenceScore, e.g. a penalty for OOV words)
+    is applied on the worker to every score, before ``format`` and before it is sent back;
+    like ``format``, it must be picklable (a module-level function, or a partial of one). A DataError raised while ``items`` is read is raised after the chunks read
     before it have been yielded. Leaving early (an error, Ctrl-C) cancels the chunks still
     in flight.
     """
