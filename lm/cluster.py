@@ -17,11 +17,11 @@ Who does what:
                             three flat arrays (ids, OOV flags, log10 probabilities) with the
                             tokens per sentence: plain str and numpy arrays, no lm objects.
 
-What is sent to a worker per chunk: the model directory's absolute path (a str), the chunk's
-lines (a list of str), the scoring options and the formatting function (by reference: a
-module-level function of ``lm``). The model itself is never sent: each worker loads it from
-the path, once, and keeps it (cached by path and by the size and mtime of the directory's
-files, so a model retrained in place is reloaded). Every worker must therefore read the model
+What is sent to a worker per chunk: how to load the model (``model_loader``: ``lm.load`` and
+the model directory's absolute path), the chunk's lines (a list of str), the scoring options
+and the formatting function (by reference: a module-level function of ``lm``). The model
+itself is never sent: each worker loads it from the path, once, and keeps it (cached by
+loader and by the size and mtime of the files, so a model retrained in place is reloaded). Every worker must therefore read the model
 directory at the same absolute path as the client (a shared file system, or a copy at the
 same place on every machine). A worker that cannot raises ClusterError("worker ADDRESS:
 cannot load the model: PATH: ...") and the whole run stops with that one line.
@@ -282,8 +282,8 @@ def in_order(
     not a Chunk (a marker, e.g. the end of a file) is yielded unchanged in its place.
 
     ``client`` None scores in this process, one chunk at a time (then ``model`` must be a
-    LanguageModel). Otherwise ``model`` is a model directory or a LanguageModel loaded from
-    one (its path is what the workers load); at most PER_WORKER chunks per worker thread are
+    LanguageModel). Otherwise ``model`` is what ``model_loader`` takes: a model directory, a
+    LanguageModel loaded from one, or a loader; at most PER_WORKER chunks per worker thread are
     in flight. ``transform`` (SentenceScore -> SentenceScore, e.g. a penalty for OOV words)
     is applied on the worker to every score, before ``format`` and before it is sent back;
     like ``format``, it must be picklable (a module-level function, or a partial of one). A DataError raised while ``items`` is read is raised after the chunks read
@@ -301,7 +301,7 @@ def in_order(
                 else item
             )
         return
-    path = model_path(model)
+    loader = model_loader(model)
     threads = _guard(client, Chunk([]), client.nthreads)
     limit = PER_WORKER * max(1, sum(threads.values()))
     pending: deque = deque()  # (item, future or None), in input order
@@ -327,7 +327,7 @@ def in_order(
                     functools.partial(
                         client.submit,
                         _score_on_worker,
-                        *(path, item.lines, bos, eos, batch_size, format, transform),
+                        *(loader, item.lines, bos, eos, batch_size, format, transform),
                         pure=False,
                     ),
                 )
@@ -388,17 +388,26 @@ def _reason(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def model_path(model: LanguageModel | str | os.PathLike) -> str:
-    """The absolute model directory workers load: ``model`` itself when a path, else the
-    directory a LanguageModel was loaded from."""
+def model_loader(model) -> functools.partial:
+    """How a worker gets the model: a call of a module-level function (sent by name) with
+    absolute paths, e.g. ``functools.partial(lm.load, "/data/model")``.
+
+    ``model`` is a model directory, a model loaded from one (its ``path``), or such a
+    ``functools.partial`` already (for a model built from several files: an RNN mixed with
+    an n-gram, say), returned as it is.
+    """
+    from lm.api import load
+
+    if isinstance(model, functools.partial):
+        return model
     if isinstance(model, (str, os.PathLike)):
-        return os.path.abspath(os.fspath(model))
+        return functools.partial(load, os.path.abspath(os.fspath(model)))
     if getattr(model, "path", None) is None:
         raise TypeError(
-            "a model scored on a cluster must come from lm.load(DIRECTORY): workers load it "
-            "from that directory (this one has no path)"
+            "a model scored on a cluster must come from lm.load(DIRECTORY) (workers load it "
+            "from that directory) or be given as functools.partial(loader, paths...)"
         )
-    return os.path.abspath(model.path)
+    return functools.partial(load, os.path.abspath(model.path))
 
 
 def perplexity(
@@ -443,13 +452,13 @@ def perplexity(
 
 # ----- the worker -----
 
-_MODELS: dict[str, tuple[tuple, LanguageModel]] = {}  # path -> (files' stamp, model)
+_MODELS: dict[tuple, tuple[tuple, LanguageModel]] = {}  # loader -> (files' stamp, model)
 _LOCK = threading.Lock()  # a worker with several threads loads a model once
 _prepared = False
 
 
 def _score_on_worker(
-    path: str,
+    loader: functools.partial,
     lines: list[str],
     bos: bool,
     eos: bool,
@@ -458,7 +467,7 @@ def _score_on_worker(
     transform: Transform | None,
 ) -> _Packed:
     """The task a worker runs for one chunk."""
-    r = _score(_worker_model(path), lines, bos, eos, batch_size, format, transform)
+    r = _score(_worker_model(loader), lines, bos, eos, batch_size, format, transform)
 
     def flat(name: str, dtype) -> Array:
         return np.concatenate([getattr(s, name) for s in r.scores] or [np.zeros(0, dtype)])
@@ -488,26 +497,26 @@ def _score(
     return ChunkResult(text, scores)
 
 
-def _worker_model(path: str) -> LanguageModel:
-    """The model at ``path``, loaded on first use in this worker process and kept (one model
-    at a time) while the directory's files keep their size and mtime."""
+def _worker_model(loader: functools.partial) -> LanguageModel:
+    """``loader()``, called on first use in this worker process and kept (one model at a
+    time) while the files its path arguments name keep their size and mtime."""
     global _prepared
     with _LOCK:
         if not _prepared:
             _prepare_worker()
             _prepared = True
-        stamp = _stamp(path)
-        cached = _MODELS.get(path)
+        f = loader.func
+        key = (f.__module__, f.__qualname__, loader.args, tuple(sorted(loader.keywords.items())))
+        stamp = _stamp([a for a in loader.args if isinstance(a, str) and os.path.isabs(a)])
+        cached = _MODELS.get(key)
         if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]
-        from lm.api import load
-
         try:
-            model = load(path)
+            model = loader()
         except (LMError, OSError) as e:
             raise ClusterError(f"worker {_worker_address()}: cannot load the model: {e}") from None
         _MODELS.clear()
-        _MODELS[path] = (stamp, model)
+        _MODELS[key] = (stamp, model)
         return model
 
 
@@ -521,17 +530,23 @@ def _prepare_worker() -> None:
     keep_freed_memory()
 
 
-def _stamp(path: str) -> tuple | None:
+def _stamp(paths: list[str]) -> tuple | None:
+    """(path, size, mtime) of each path that is a file and of each non-hidden file in each
+    path that is a directory; None when one is missing or cannot be read."""
+    entries = []
     try:
-        return tuple(
-            sorted(
-                (e.name, e.stat().st_size, e.stat().st_mtime_ns)
-                for e in os.scandir(path)
-                if e.is_file() and not e.name.startswith(".")
-            )
-        )
+        for path in paths:
+            if os.path.isdir(path):
+                entries += [
+                    (e.path, e.stat())
+                    for e in os.scandir(path)
+                    if e.is_file() and not e.name.startswith(".")
+                ]
+            else:
+                entries.append((path, os.stat(path)))
     except OSError:
         return None
+    return tuple(sorted((p, st.st_size, st.st_mtime_ns) for p, st in entries))
 
 
 def _worker_address() -> str:

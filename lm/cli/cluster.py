@@ -22,15 +22,16 @@ Ctrl-C: a Ctrl-C during a write to stdout takes effect when the write is done (a
 does not wait), so stdout holds whole lines; exit 130, the cluster this command started is
 shut down.
 
-Plugging in another command (``lm rescore``): add ``@cluster_options`` and the one branch
-above. If it scores one sentence per input line, ``score`` serves as it is, given the
-command's own line format (a module-level function ``fmt(SentenceScore, vocab) -> str``, so
-that workers import it by name) and the chunk size its single-process path passes to
-``scoring.score_chunks`` (the bits match only for the same chunks). If each line holds more
-than the sentence (an n-best entry: id, hypothesis, feature scores), the worker has to cut the
-hypothesis out before scoring and put the line back together after: a module-level
-``extract(line) -> sentence`` passed down to ``lm.cluster._score`` (which now formats
-``SentenceScore.sentence``, the scored text) would do it.
+Plugging in another command (``lm rescore``): add ``@cluster_options`` and one branch that
+calls ``run`` with a ``Recipe``: the command's own reader, chunk size (the one its
+single-process path passes to ``scoring.score_chunks``: the bits match only for the same
+chunks), line format, totals and closing text. ``score`` and ``perplexity`` below are two
+such recipes. A command whose lines hold more than the sentence (an n-best entry: key,
+hypothesis, acoustic score) needs one more hook: a module-level ``extract(line) -> sentence``
+run on the worker before ``scoring.score_chunk``, with the format given the original line
+(``lm.cluster._score`` is where it would go). A model made of several files (an RNN mixed
+with an n-gram) is loaded on the workers by ``run``'s ``loader``: a ``functools.partial`` of
+a module-level function with absolute paths.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -105,6 +107,30 @@ def cluster_options(f):
     return wrapper
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a command scores and writes through ``run``.
+
+    suffix : appended to an input's name to name its output in --out-dir.
+    chunk_lines : lines scored together: the single-process path's (the bits depend on it).
+    read : (path, errors) -> lines, the command's own reader of an input.
+    format : (SentenceScore, vocab) -> the output line of a sentence, or None (no lines); it
+        runs on the workers, so it must be picklable (a module-level function or a partial).
+    transform : SentenceScore -> SentenceScore applied first on the workers, or None.
+    totals : () -> a fresh object with ``add(SentenceScore)``, one per input.
+    finish : (name, totals) -> text to end the input's output with, or None; it may print
+        (a summary on stderr).
+    """
+
+    suffix: str
+    chunk_lines: int
+    read: Callable[[str, str], Iterable[str]]
+    format: Callable | None
+    transform: Callable | None
+    totals: Callable[[], object]
+    finish: Callable[[str, object], str | None]
+
+
 def score(model_dir, files, opts: ClusterOptions, fmt, chunk_lines, bos, eos, batch_size,
           errors, quiet) -> None:  # fmt: skip
     """``lm score`` through lm.cluster: lines formatted by ``fmt(SentenceScore, vocab)`` on
@@ -112,30 +138,45 @@ def score(model_dir, files, opts: ClusterOptions, fmt, chunk_lines, bos, eos, ba
     unless ``quiet``."""
     from lm.cli.score import summary
 
-    def finish(name, r):
+    def finish(name, totals):
         if not quiet:
-            tqdm.write(summary(name, r), file=sys.stderr)
+            tqdm.write(summary(name, totals.result()), file=sys.stderr)
 
-    _run(model_dir, files, opts, ".scores", chunk_lines, fmt, finish,
-         bos, eos, batch_size, errors, quiet)  # fmt: skip
+    recipe = Recipe(
+        ".scores", chunk_lines, data.read_lines, fmt, None, scoring.CorpusTotals, finish
+    )
+    run(model_dir, files, opts, recipe, bos, eos, batch_size, errors, quiet)
 
 
 def perplexity(model_dir, files, opts: ClusterOptions, report, bos, eos, batch_size, errors,
                quiet) -> None:  # fmt: skip
     """``lm perplexity`` through lm.cluster: ``report(name, CorpusPerplexity)`` (text) of
     each input to stdout or to its output file."""
-    _run(model_dir, files, opts, ".ppl", scoring.CHUNK_LINES, None, report,
-         bos, eos, batch_size, errors, quiet)  # fmt: skip
+    recipe = Recipe(
+        ".ppl",
+        scoring.CHUNK_LINES,
+        data.read_lines,
+        None,
+        None,
+        scoring.CorpusTotals,
+        lambda name, totals: report(name, totals.result()),
+    )
+    run(model_dir, files, opts, recipe, bos, eos, batch_size, errors, quiet)
 
 
-def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, batch_size,
-         errors, quiet) -> None:  # fmt: skip
-    shards = _shards(files, opts.out_dir, suffix)
-    model = lm.load(model_dir)
+def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_size, errors,
+        quiet, loader=None) -> None:  # fmt: skip
+    """Score ``files`` as ``recipe`` says, on the cluster ``opts`` names (or in this process),
+    to stdout or to one output per input in ``opts.out_dir``. The model is loaded here first
+    (its errors are one process's); workers load it with ``loader`` (default: lm.load of
+    MODEL_DIR's absolute path; see lm.cluster.model_loader)."""
+    shards = _shards(files, opts.out_dir, recipe.suffix)
+    model = lm.load(model_dir) if loader is None else loader()
+    loader = loader or functools.partial(lm.load, os.path.abspath(model_dir))
     todo = [(path, out) for path, out in shards if out is None or not os.path.exists(out)]
     for path, _ in todo:  # a missing input fails now, not after the inputs before it
         if path != "-" and not os.path.isfile(path):
-            data.read_lines(path)
+            recipe.read(path, errors)
     if len(todo) < len(shards) and not quiet:
         click.echo(
             f"lm: {len(shards) - len(todo)} of {len(shards)} inputs already done in "
@@ -151,17 +192,21 @@ def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, bat
         else nullcontext(None)
     )
     # lines scored to a terminal show the progress themselves
-    lines_to_terminal = fmt is not None and opts.out_dir is None and sys.stdout.isatty()
+    to_terminal = recipe.format is not None and opts.out_dir is None and sys.stdout.isatty()
     with (
         connection as client,
         _whole_lines() as echo,
-        tqdm(unit=" sentences", leave=False, disable=quiet or lines_to_terminal or None) as bar,
+        tqdm(unit=" sentences", leave=False, disable=quiet or to_terminal or None) as bar,
     ):
-        chunks = _chunks(todo, chunk_lines, errors)
-        with closing(lm_cluster.in_order(client, model, chunks, bos, eos, batch_size, fmt)) as rs:
+        chunks = _chunks(todo, recipe, errors)
+        stream = lm_cluster.in_order(
+            client, loader if client else model, chunks, bos, eos, batch_size,
+            recipe.format, recipe.transform,
+        )  # fmt: skip
+        with closing(stream) as rs:
             for path, out in todo:
                 with _sink(out, echo) as write:
-                    totals = scoring.CorpusTotals()
+                    totals = recipe.totals()
                     for r in rs:
                         if r is _END:
                             break
@@ -170,18 +215,17 @@ def _run(model_dir, files, opts, suffix, chunk_lines, fmt, finish, bos, eos, bat
                         for sentence in r.scores:
                             totals.add(sentence)
                         bar.update(len(r.scores))
-                    tail = finish(path, totals.result())
+                    tail = recipe.finish(path, totals)
                     if tail is not None:
                         if out is None:
                             bar.clear()  # the report goes to the terminal the bar is on
                         write(tail)
 
 
-def _chunks(todo, chunk_lines, errors):
+def _chunks(todo, recipe: Recipe, errors):
     for path, _ in todo:
         name = "<stdin>" if path == "-" else path
-        lines = data.read_lines(path, errors)
-        yield from lm_cluster.read_chunks(lines, chunk_lines, name)
+        yield from lm_cluster.read_chunks(recipe.read(path, errors), recipe.chunk_lines, name)
         yield _END
 
 
