@@ -15,3 +15,8 @@ class ModelFileError(LMError):
 
 class TrainingError(LMError):
     """Training cannot go on (non-finite loss, untrainable activation, ...)."""
+
+
+class ClusterError(LMError):
+    """Scoring on a cluster failed: Dask missing, the scheduler unreachable or gone, workers
+    that cannot load the model or that kept dying (the message names the address)."""

@@ -9,6 +9,7 @@ of lm.scoring.CorpusPerplexity plus ``log10prob_excluding_oovs`` and ``ppl1_excl
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -16,23 +17,32 @@ import click
 from tqdm import tqdm
 
 from lm import formats, scoring
+from lm.cli import cluster as cluster_cli
+from lm.cli.cluster import cluster_options
 from lm.cli.common import handle_errors
-from lm.cli.score import input_lines, load_scorer, scoring_options, unk_penalty_option
+from lm.cli.score import (
+    input_lines,
+    load_scorer,
+    scorer_loader,
+    scoring_options,
+    unk_penalty_option,
+)
 
 
 @click.command(
     "perplexity", short_help="Corpus perplexity on a file: SRILM's and KenLM's summaries."
 )
 @click.argument("model_dir")
-@click.argument("file")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 @scoring_options
 @unk_penalty_option
+@cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def command(
     model_dir,
-    file,
+    files,
     as_json,
     bos,
     eos,
@@ -42,14 +52,27 @@ def command(
     ngram_weight,
     unk_penalty,
     quiet,
+    cluster,
 ):
-    """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin)."""
+    """Perplexity of the model in MODEL_DIR on FILE ('-' for stdin).
+
+    With --out-dir, each FILE (or each file of a directory, or of a quoted glob) gets its own
+    report in DIR. --workers or --scheduler score on a Dask cluster, with the same result.
+    """
+    if cluster.wanted(files):
+        load = scorer_loader(model_dir, ngram_path, ngram_weight)
+        show = functools.partial(report, as_json=as_json)
+        args = (show, bos, eos, batch_size, errors, quiet, load, unk_penalty)
+        return cluster_cli.perplexity(model_dir, files, cluster, *args)
+    (file,) = files
     scorer = load_scorer(model_dir, ngram_path, ngram_weight)
     totals = corpus_totals(scorer, file, bos, eos, batch_size, errors, unk_penalty, not quiet)
-    if as_json:
-        click.echo(json.dumps(totals.to_dict()))
-    else:
-        click.echo(totals.summary(file))
+    click.echo(report(file, totals, as_json))
+
+
+def report(name: str, totals: formats.Totals, as_json: bool) -> str:
+    """What ``lm perplexity`` prints for a file: one JSON object, or the two summaries."""
+    return json.dumps(totals.to_dict()) if as_json else totals.summary(name)
 
 
 def corpus_totals(
