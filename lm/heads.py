@@ -25,6 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from lm import sparse
+from lm.checks import is_int
+
 Array = np.ndarray
 
 _POOL = ThreadPoolExecutor(max_workers=2)  # numpy ufuncs release the GIL on large arrays
@@ -160,6 +163,7 @@ class Softmax:
 
     name = "full"
     reads = "all"
+    sparse_grads = False  # dense gradients (every column of V gets one in every window)
 
     def __init__(self, n_vocab: int):
         self.n_vocab = n_vocab
@@ -197,6 +201,7 @@ class Linear:
 
     name = "linear"
     reads = "last"
+    sparse_grads = False
 
     def __init__(self, n_out: int = 1):
         self.n_out = n_out
@@ -220,11 +225,270 @@ class Linear:
         return loss, err @ p["V"].T, {"V": S.T @ err, "c": err.sum(axis=0)}
 
 
-NAMES = ("full",)
+# ----------------------------------------------------------------------------- classes
 
 
-def make(name: str, n_vocab: int):
-    """The language-model head called ``name`` (one of ``NAMES``) over ``n_vocab`` words."""
+def default_classes(n_vocab: int) -> int:
+    """The number of classes ``lm train --output class`` uses unless told: round(sqrt(n_vocab)).
+    With C equal bins a token costs about C + n_vocab / C products of width H, least at
+    C = sqrt(n_vocab); frequency bins make the target's class smaller than n_vocab / C on
+    average, and rnnlm's default of 100 classes for a 10k vocabulary is the same choice."""
+    return max(1, int(round(np.sqrt(n_vocab))))
+
+
+class ClassCountError(ValueError):
+    """A number of classes outside 1..n_vocab (``lm train --classes``: a usage error)."""
+
+
+def class_bounds(counts: Array, n_classes: int) -> tuple[int, ...]:
+    """Class boundaries in the manner of rnnlm: contiguous id ranges cut by the cumulative
+    sum of sqrt(unigram probability).
+
+    counts : (n_vocab,) how often each id is predicted in the training text (``<s>``: 0).
+    n_classes : C, 1 <= C <= n_vocab.
+
+    Returns (b_0 = 0, b_1, ..., b_C = n_vocab), strictly increasing: class k holds the ids
+    b_k..b_{k+1}-1. Class k ends with the first id whose cumulative share of sum sqrt(count)
+    reaches (k+1)/C; a class that would be empty (a word whose share spans several bins, or
+    too few words left for the classes after it) is given one id instead, so there are
+    always exactly C non-empty classes.
+
+    The ids are taken in id order. ``Vocab.build`` numbers the words by falling count after
+    the three specials <unk>, <s>, </s>, so the bins are rnnlm's except that the specials come
+    first (rnnlm, too, keeps </s> at index 0 out of frequency order): their mass goes to the
+    first class(es), where the frequent words are, and <s>, never predicted, adds nothing.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = len(counts)
+    if not (is_int(n_classes) and 1 <= n_classes <= n):
+        raise ClassCountError(
+            f"the number of classes must be in 1..{n} (the vocabulary size), got {n_classes!r}"
+        )
+    share = np.sqrt(np.maximum(counts, 0))
+    if share.sum() == 0:  # no counts: equal bins
+        share = np.ones(n)
+    cum = np.cumsum(share) / share.sum()
+    k = np.arange(1, n_classes)
+    ends = np.searchsorted(cum, k / n_classes, side="left") + 1
+    ends = np.maximum.accumulate(ends - k) + k  # at least one id per class
+    ends = np.minimum(ends, n - n_classes + k)  # and one left for each later class
+    return (0, *(int(e) for e in ends), n)
+
+
+def check_bounds(bounds, n_vocab: int) -> None:
+    """ValueError unless ``bounds`` is a sequence of integers 0 = b_0 < b_1 < ... < b_C =
+    n_vocab with C >= 1 (the class boundaries of a ``ClassSoftmax``)."""
+    if not isinstance(bounds, (list, tuple)) or len(bounds) < 2:
+        raise ValueError(f"classes must be a list of at least 2 boundaries, got {bounds!r}")
+    if not all(is_int(b) for b in bounds):
+        raise ValueError("classes must hold integers")
+    if bounds[0] != 0 or bounds[-1] != n_vocab:
+        raise ValueError(
+            f"classes must run from 0 to n_vocab = {n_vocab}, got {bounds[0]}..{bounds[-1]}"
+        )
+    if any(b <= a for a, b in zip(bounds[:-1], bounds[1:])):
+        raise ValueError("classes must be strictly increasing (every class non-empty)")
+
+
+def class_log_unigram(counts: Array, bounds) -> tuple[Array, Array]:
+    """(ln P(w | class of w) (n_vocab,), ln P(class) (C,)) from add-0.1 smoothed counts: their
+    sum, ln P(class(w)) + ln P(w | class(w)), is ``log_unigram(counts)`` for every w."""
+    counts = np.asarray(counts, dtype=np.float64) + 0.1
+    starts = np.asarray(bounds[:-1])
+    mass = np.add.reduceat(counts, starts)  # (C,)
+    of = np.repeat(np.arange(len(mass)), np.diff(bounds))
+    return np.log(counts / mass[of]), np.log(mass / mass.sum())
+
+
+class _Groups:
+    """The layout of N positions grouped by their target's class, shared by the loss and
+    scoring: rows sorted by class (a stable sort), one block per class present.
+
+    For the j-th class present, cls[j], its rows are order[starts[j]:ends[j]] (n[j] of them)
+    and its words the ids a[j]..a[j]+w[j]-1. Its logits, an (n[j], w[j]) block, sit at
+    off[j]:off[j+1] of one flat buffer of M = sum n[j] w[j] elements, row by row: sorted row i
+    starts at row_off[i] and has width rw[i]; the target of sorted row i is at target[i].
+    """
+
+    def __init__(self, head: ClassSoftmax, k: Array, y: Array):
+        N = len(k)
+        self.order = order = np.argsort(k, kind="stable")
+        ks = k[order]
+        self.starts = starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        self.ends = ends = np.r_[starts[1:], N]
+        self.cls = cls = ks[starts]
+        self.a, self.w = head.bounds[cls], head.widths[cls]
+        n = ends - starts
+        self.rw = np.repeat(self.w, n)  # (N,) the width of each sorted row's class
+        self.row_off = np.r_[0, np.cumsum(self.rw)[:-1]]
+        self.off = np.r_[self.row_off[starts], self.row_off[-1] + self.rw[-1]]
+        a_row = np.repeat(self.a, n)
+        self.target = self.row_off + y[order] - a_row  # (N,) flat index of each target
+        self.col = np.arange(self.off[-1]) - np.repeat(self.row_off - a_row, self.rw)  # (M,)
+        self.blocks = list(
+            zip(starts.tolist(), ends.tolist(), self.a.tolist(), self.w.tolist(), self.off.tolist())
+        )  # (lo, hi, a, w, flat offset) per class present, as Python ints for the loops
+
+    def word_logits(self, Ss: Array, V: Array, c: Array) -> Array:
+        """Flat (M,) buffer of the logits z = s V[:, slice] + c[slice] of every sorted row over
+        its class's words: one product per class present."""
+        F = np.empty(self.off[-1], dtype=Ss.dtype)
+        for lo, hi, a, w, o in self.blocks:
+            np.matmul(Ss[lo:hi], V[:, a : a + w], out=F[o : o + (hi - lo) * w].reshape(hi - lo, w))
+        F += c[self.col]
+        return F
+
+    def exp_shifted(self, F: Array) -> tuple[Array, Array]:
+        """In place F <- exp(F - row maximum); returns (row sums (N,), shifted target logits
+        (N,)), so that ln P(y | class, s) = z_t - ln(sum)."""
+        F -= np.repeat(np.maximum.reduceat(F, self.row_off), self.rw)
+        z_t = F[self.target]
+        np.exp(F, out=F)
+        return np.add.reduceat(F, self.row_off), z_t
+
+
+class ClassSoftmax:
+    """A class-factored softmax: P(w | s) = P(c(w) | s) P(w | c(w), s), exactly normalised.
+
+    With C classes, each a contiguous range of ids (``bounds``, see ``class_bounds``):
+        P(k | s)       = softmax(s Vc + cc)[k]                  Vc: (H, C), cc: (C,)
+        P(w | k, s)    = softmax(s V[:, b_k:b_k+1] + c[b_k:b_k+1])[w - b_k]
+                                                                V: (H, n_vocab), c: (n_vocab,)
+    Parameters "V", "c" (the word weights and bias, as the full head's) and "Vc", "cc" (the
+    class weights and bias). A token costs H (C + |class of its target|) multiply-adds
+    instead of H n_vocab.
+
+    Speed. The class logits of all N positions are one product. The positions are grouped by
+    their target's class (a stable sort and segment bounds, ``_Groups``) and each class
+    present in the window gets one product over its rows and its column slice, into one flat
+    buffer with no padding; the softmax passes run on that buffer at once (segment maxima and
+    sums by ``np.*.reduceat``), and the backward writes each class's disjoint slice of dV and
+    dc. The gradients of V and c are ``lm.sparse.Cols`` (only the classes present), so the
+    optimiser touches nothing else.
+
+    Initialisation: V, Vc uniform in +-1/sqrt(H); with counts, c = ln P(w | class) and
+    cc = ln P(class) of the smoothed counts (``class_log_unigram``), so that at s = 0 the head
+    predicts the unigram distribution, as the full head does; without counts, c = 0 and
+    cc = ln(class width / n_vocab): the uniform distribution.
+    """
+
+    name = "class"
+    reads = "all"
+    sparse_grads = True  # V, c get lm.sparse.Cols gradients (and the input layer Rows)
+
+    def __init__(self, n_vocab: int, bounds):
+        check_bounds(list(bounds), n_vocab)
+        self.n_vocab = n_vocab
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        self.n_classes = len(bounds) - 1
+        self.widths = np.diff(self.bounds)
+        self.class_of = np.repeat(np.arange(self.n_classes), self.widths)  # (n_vocab,)
+
+    def param_shapes(self, H: int) -> dict[str, tuple[int, ...]]:
+        C = self.n_classes
+        return {"V": (H, self.n_vocab), "c": (self.n_vocab,), "Vc": (H, C), "cc": (C,)}
+
+    def init(self, H: int, rng: np.random.Generator, counts: Array | None = None) -> dict:
+        r = 1 / np.sqrt(H)
+        V = rng.uniform(-r, r, (H, self.n_vocab))
+        Vc = rng.uniform(-r, r, (H, self.n_classes))
+        if counts is None:
+            c, cc = np.zeros(self.n_vocab), np.log(self.widths / self.n_vocab)
+        else:
+            c, cc = class_log_unigram(counts, self.bounds)
+        return {"V": V, "c": c, "Vc": Vc, "cc": cc}
+
+    def loss(self, p: dict, S: Array, y: Array, scale: float = 1.0):
+        """Cross-entropy over N positions and its gradients.
+
+        S (N, H) states, y (N,) int target ids. The loss is scale * sum_i -ln P(y_i | s_i);
+        returns (loss_sum unscaled, dS (N, H), grads) with grads "Vc" (H, C), "cc" (C,)
+        dense and "V", "c" as ``lm.sparse.Cols`` over the classes present.
+        """
+        N, H = S.shape
+        if N == 0:
+            return 0.0, np.zeros_like(S), {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()}
+        k = self.class_of[y]
+        rows = np.arange(N)
+        # class part: dL/dzc = scale (softmax - onehot(k)) for every position
+        G = S @ p["Vc"]  # (N, C)
+        G += p["cc"]
+        G -= G.max(axis=1, keepdims=True)
+        zc_t = G[rows, k]
+        np.exp(G, out=G)
+        sc = G.sum(axis=1)
+        G *= (scale / sc).astype(S.dtype)[:, None]
+        G[rows, k] -= S.dtype.type(scale)
+        grads = {"Vc": S.T @ G, "cc": G.sum(axis=0)}
+        dS = G @ p["Vc"].T  # (N, H)
+        # word part, grouped by the target's class
+        g = _Groups(self, k, y)
+        Ss = np.empty((N, H + 1), dtype=S.dtype)  # [s | 1]: one product gives dV and dc
+        Ss[:, :H] = S[g.order]
+        Ss[:, H] = 1
+        F = g.word_logits(Ss[:, :H], p["V"], p["c"])
+        sw, zw_t = g.exp_shifted(F)
+        loss_sum = float(
+            np.sum(np.log(sc, dtype=np.float64)) - np.sum(zc_t, dtype=np.float64)
+            + np.sum(np.log(sw, dtype=np.float64)) - np.sum(zw_t, dtype=np.float64)
+        )
+        F *= np.repeat((scale / sw).astype(S.dtype), g.rw)  # dL/dz = scale (softmax - onehot)
+        F[g.target] -= S.dtype.type(scale)
+        touched = np.r_[0, np.cumsum(g.w)]  # class j's columns in the touched buffer
+        dVc = np.empty((H + 1, touched[-1]), dtype=S.dtype)  # [dV; dc] of the classes present
+        dSs = np.empty((N, H), dtype=S.dtype)
+        V = p["V"]
+        for (lo, hi, a, w, o), t in zip(g.blocks, touched[:-1].tolist()):
+            Fj = F[o : o + (hi - lo) * w].reshape(hi - lo, w)
+            np.matmul(Ss[lo:hi].T, Fj, out=dVc[:, t : t + w])
+            np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
+        dS[g.order] += dSs
+        runs = sparse.merge_runs(g.a, g.a + g.w)
+        grads["V"] = sparse.Cols(runs, dVc[:H], V.shape)
+        grads["c"] = sparse.Cols(runs, dVc[H], p["c"].shape)
+        return loss_sum, dS, grads
+
+    def target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        """ln P(y_i | s_i) for N positions, (N,) float64, in chunks of rows (the flat buffer
+        of at most about 2^23 logits each, whatever N is)."""
+        out = np.empty(len(S), dtype=np.float64)
+        rows = max(64, _CHUNK_LOGITS // int(self.widths.max() + self.n_classes))
+        for lo in range(0, len(S), rows):
+            hi = min(lo + rows, len(S))
+            out[lo:hi] = self._target_logprobs(p, S[lo:hi], y[lo:hi])
+        return out
+
+    def _target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        if len(S) == 0:
+            return np.zeros(0)
+        k = self.class_of[y]
+        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)[np.arange(len(S)), k]
+        g = _Groups(self, k, y)
+        sw, zw_t = g.exp_shifted(g.word_logits(S[g.order], p["V"], p["c"]))
+        out = class_lp.astype(np.float64)
+        out[g.order] += zw_t.astype(np.float64) - np.log(sw, dtype=np.float64)
+        return out
+
+    def next_logprobs(self, p: dict, S: Array) -> Array:
+        """Full next-word log-distributions, (N, H) -> (N, n_vocab): ln P(class) + ln P(word |
+        class) for every word, a log-softmax over each class's slice of the logits."""
+        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)  # (N, C)
+        Z = S @ p["V"] + p["c"]  # (N, n_vocab)
+        starts = self.bounds[:-1]
+        Z -= np.maximum.reduceat(Z, starts, axis=1)[:, self.class_of]
+        log_sum = np.log(np.add.reduceat(np.exp(Z), starts, axis=1))  # (N, C)
+        Z += (class_lp - log_sum)[:, self.class_of]
+        return Z
+
+
+NAMES = ("full", "class")
+
+
+def make(name: str, n_vocab: int, bounds=None):
+    """The language-model head called ``name`` (one of ``NAMES``) over ``n_vocab`` words;
+    ``bounds`` are the class boundaries of the "class" head (see ``class_bounds``)."""
     if name == "full":
         return Softmax(n_vocab)
+    if name == "class":
+        return ClassSoftmax(n_vocab, bounds)
     raise ValueError(f"unknown output layer {name!r}; choose one of {', '.join(NAMES)}")

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from lm import activations
+from lm import activations, heads
 from lm.checkpoint import is_model_dir
 from lm.cli.common import handle_errors
 from lm.errors import LMError
@@ -55,6 +55,20 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option("--embed-dim", type=POSITIVE, default=200, show_default=True)
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
+@click.option(
+    "--output",
+    "output",
+    type=click.Choice(heads.NAMES),
+    default="full",
+    show_default=True,
+    help="Output layer: full softmax, or class-factored (much faster at large vocabularies).",
+)
+@click.option(
+    "--classes",
+    "n_classes",
+    type=POSITIVE,
+    help="--output class: the number of word classes [default: about sqrt(vocabulary size)].",
+)
 @click.option(
     "--activation", type=click.Choice(activations.NAMES), default="tanh", show_default=True
 )
@@ -156,6 +170,8 @@ def command(
     input_kind,
     embed_dim,
     hidden,
+    output,
+    n_classes,
     activation,
     alpha,
     batch_size,
@@ -197,6 +213,8 @@ def command(
                 "descent needs a derivative",
                 param_hint="--activation",
             )
+        if n_classes is not None and output != "class":
+            raise click.UsageError("--classes is for the class-factored head: add --output class")
         if os.path.exists(out) and not os.path.isdir(out):
             raise LMError(f"{out}: exists and is not a directory")
         if is_model_dir(out) and not force:
@@ -228,17 +246,25 @@ def command(
             embed_dim=embed_dim if input_kind == "embedding" else 0,
             activation=activation,
             alpha=alpha,
+            output=output,
         )
-        trainer = Trainer.start(
-            out,
-            train_file,
-            valid_file,
-            mc_args,
-            tc,
-            VocabConfig(vocab_size, min_count, lowercase),
-            show_progress=not quiet,
-        )
-        log(f"vocabulary: {trainer.vocab.size} words; model: {trainer.net.config}")
+        if n_classes is not None:
+            mc_args["n_classes"] = n_classes
+        try:
+            trainer = Trainer.start(
+                out,
+                train_file,
+                valid_file,
+                mc_args,
+                tc,
+                VocabConfig(vocab_size, min_count, lowercase),
+                show_progress=not quiet,
+            )
+        except heads.ClassCountError as e:  # known once the vocabulary is built
+            raise click.BadParameter(str(e), param_hint="--classes") from None
+        mc = trainer.net.config
+        classes = f" ({len(mc.classes) - 1} classes)" if mc.classes else ""
+        log(f"vocabulary: {trainer.vocab.size} words; model: {mc}{classes}")
     try:
         summary = trainer.run(log=log)
     except Interrupted as e:
