@@ -21,6 +21,7 @@ position, "last": on the window's last state), ``param_shapes(H)``, ``init(H, rn
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -233,7 +234,7 @@ def default_classes(n_vocab: int) -> int:
     With C equal bins a token costs about C + n_vocab / C products of width H, least at
     C = sqrt(n_vocab); frequency bins make the target's class smaller than n_vocab / C on
     average, and rnnlm's default of 100 classes for a 10k vocabulary is the same choice."""
-    return max(1, int(round(np.sqrt(n_vocab))))
+    return max(1, round(float(np.sqrt(n_vocab))))
 
 
 class ClassCountError(ValueError):
@@ -286,7 +287,7 @@ def check_bounds(bounds, n_vocab: int) -> None:
         raise ValueError(
             f"classes must run from 0 to n_vocab = {n_vocab}, got {bounds[0]}..{bounds[-1]}"
         )
-    if any(b <= a for a, b in zip(bounds[:-1], bounds[1:])):
+    if any(b <= a for a, b in itertools.pairwise(bounds)):
         raise ValueError("classes must be strictly increasing (every class non-empty)")
 
 
@@ -407,7 +408,11 @@ class ClassSoftmax:
         """
         N, H = S.shape
         if N == 0:
-            return 0.0, np.zeros_like(S), {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()}
+            return (
+                0.0,
+                np.zeros_like(S),
+                {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
+            )
         k = self.class_of[y]
         rows = np.arange(N)
         # class part: dL/dzc = scale (softmax - onehot(k)) for every position
@@ -429,8 +434,10 @@ class ClassSoftmax:
         F = g.word_logits(Ss[:, :H], p["V"], p["c"])
         sw, zw_t = g.exp_shifted(F)
         loss_sum = float(
-            np.sum(np.log(sc, dtype=np.float64)) - np.sum(zc_t, dtype=np.float64)
-            + np.sum(np.log(sw, dtype=np.float64)) - np.sum(zw_t, dtype=np.float64)
+            np.sum(np.log(sc, dtype=np.float64))
+            - np.sum(zc_t, dtype=np.float64)
+            + np.sum(np.log(sw, dtype=np.float64))
+            - np.sum(zw_t, dtype=np.float64)
         )
         F *= np.repeat((scale / sw).astype(S.dtype), g.rw)  # dL/dz = scale (softmax - onehot)
         F[g.target] -= S.dtype.type(scale)

@@ -97,8 +97,10 @@ class ModelConfig:
     def parts(self):
         """(input layer, cell, head) this configuration describes."""
         layer = inputs.make(self.input, self.n_vocab, self.embed_dim)
-        return layer, cells.make(self.cell, self.activation, self.alpha), heads.make(
-            self.output, self.n_vocab, self.classes
+        return (
+            layer,
+            cells.make(self.cell, self.activation, self.alpha),
+            heads.make(self.output, self.n_vocab, self.classes),
         )
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -40,7 +40,9 @@ class Rows:
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        return cls(sorted_ids[starts], np.add.reduceat(rows[order], starts, axis=0), (n, rows.shape[1]))
+        return cls(
+            sorted_ids[starts], np.add.reduceat(rows[order], starts, axis=0), (n, rows.shape[1])
+        )
 
     def dense(self) -> Array:
         G = np.zeros(self.shape, dtype=self.values.dtype)

@@ -26,19 +26,31 @@ def make_model(
     seed=0,
     scale=3.0,
     dtype=np.float32,
+    output="full",
+    n_classes=None,
 ) -> LanguageModel:
-    """A LanguageModel with random weights (scaled up so distributions are far from uniform)."""
+    """A LanguageModel with random weights (scaled up so distributions are far from uniform).
+    ``output="class"``: the class head, its ``n_classes`` boundaries cut from the word counts
+    of ``lines``."""
     vocab = Vocab.build(lines)
-    config = ModelConfig(
-        n_vocab=vocab.size,
+    counts = np.bincount(
+        np.concatenate([vocab.encode(line)[0] for line in lines] + [[2] * len(lines)]),
+        minlength=vocab.size,
+    )
+    config = ModelConfig.from_counts(
+        vocab.size,
+        counts,
+        n_classes,
         hidden=hidden,
         input=input,
         embed_dim=embed_dim if input == "embedding" else 0,
         activation=activation,
+        output=output,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
-    for k in ("V", "c", "U"):
-        net.params[k] *= net.params[k].dtype.type(scale)
+    for k in ("V", "c", "U", "Vc", "cc"):
+        if k in net.params:
+            net.params[k] *= net.params[k].dtype.type(scale)
     return LanguageModel(net, vocab, {})
 
 
