@@ -7,7 +7,7 @@ import numpy as np
 from lm import checkpoint
 from lm.api import LanguageModel
 from lm.model import ModelConfig, Network
-from lm.tokenizer import Vocab
+from lm.tokenizer import EOS, Vocab
 
 TINY_CORPUS = [
     "the cat sat on the mat",
@@ -32,11 +32,12 @@ def make_model(
     """A LanguageModel with random weights (scaled up so distributions are far from uniform).
     ``output="class"``: the class head, its ``n_classes`` boundaries cut from the word counts
     of ``lines``."""
+    lines = list(lines)
     vocab = Vocab.build(lines)
-    counts = np.bincount(
-        np.concatenate([vocab.encode(line)[0] for line in lines] + [[2] * len(lines)]),
-        minlength=vocab.size,
-    )
+    counts = None
+    if output == "class":  # the predicted tokens: every word and every </s>
+        ids = [vocab.encode(line)[0] for line in lines] + [[EOS] * len(lines)]
+        counts = np.bincount(np.concatenate(ids).astype(np.int64), minlength=vocab.size)
     config = ModelConfig.from_counts(
         vocab.size,
         counts,

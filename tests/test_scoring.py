@@ -22,6 +22,7 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 PTB_VALID = "/work/shared/corpora/ptb/ptb.valid.txt"
 MODELS = {kind: make_model(input=kind) for kind in ("onehot", "embedding")}
+MODELS["class"] = make_model(output="class", n_classes=4)  # one-hot input, class head
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
 
 
@@ -41,7 +42,7 @@ def replay(model, ids, bos=True, eos=True) -> np.ndarray:
 # ----- the chain rule -----
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "class"])
 @pytest.mark.parametrize("bos", [True, False])
 @pytest.mark.parametrize("eos", [True, False])
 @pytest.mark.parametrize("sentence", ["the cat sat on the mat", "", "zebra", "a <unk> dog </s>"])
@@ -73,12 +74,17 @@ def test_bos_false_predicts_the_first_word_from_the_output_bias():
     assert first == pytest.approx(expected / LN10, rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "class"])
 @pytest.mark.parametrize("bos", [True, False])
 def test_sentence_probabilities_sum_to_one(kind, bos):
     """sum of P(s </s>) over all sentences of up to L tokens + P(longer than L) = 1, by
-    enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary."""
-    model = make_model(lines=["a b c"], input=kind, hidden=6, dtype=np.float64, seed=3)
+    enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary; "class":
+    one-hot input and the class head with 2 classes."""
+    head = {"output": "class", "n_classes": 2} if kind == "class" else {}
+    input = "onehot" if kind == "class" else kind
+    model = make_model(lines=["a b c"], input=input, hidden=6, dtype=np.float64, seed=3, **head)
+    if kind == "class":
+        assert len(model.net.config.classes) == 3
     n_vocab = model.net.config.n_vocab
     assert n_vocab == 6
     tokens = [i for i in range(n_vocab) if i != EOS]
@@ -98,8 +104,10 @@ def test_sentence_probabilities_sum_to_one(kind, bos):
 
 
 @pytest.mark.parametrize("bos", [True, False])
-def test_next_word_distributions_sum_to_one(bos):
-    model = make_model(input="embedding", dtype=np.float64)
+@pytest.mark.parametrize("output", ["full", "class"])
+def test_next_word_distributions_sum_to_one(bos, output):
+    n_classes = 3 if output == "class" else None
+    model = make_model(input="embedding", dtype=np.float64, output=output, n_classes=n_classes)
     net = model.net
     s = scoring.start_state(net, bos)
     for w in model.vocab.encode("the dog saw the cat")[0]:
@@ -176,7 +184,7 @@ sentences_st = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "class"])
 @settings(max_examples=40, deadline=None)
 @given(lines=sentences_st, batch_size=st.integers(1, 8), bos=st.booleans(), eos=st.booleans())
 def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
@@ -188,7 +196,7 @@ def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
         np.testing.assert_allclose(s.log10probs, alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "class"])
 def test_windows_and_small_groups_carry_the_state(kind, monkeypatch):
     model = MODELS[kind]
     rng = np.random.default_rng(1)
