@@ -305,37 +305,40 @@ class _Groups:
     """The layout of N positions grouped by their target's class, shared by the loss and
     scoring: rows sorted by class (a stable sort), one block per class present.
 
-    For the j-th class present, cls[j], its rows are order[starts[j]:ends[j]] (n[j] of them)
-    and its words the ids a[j]..a[j]+w[j]-1. Its logits, an (n[j], w[j]) block, sit at
-    off[j]:off[j+1] of one flat buffer of M = sum n[j] w[j] elements, row by row: sorted row i
-    starts at row_off[i] and has width rw[i]; the target of sorted row i is at target[i].
+    For the j-th class present its rows are the sorted rows lo..hi-1 (positions
+    order[lo:hi]) and its words the ids a..a+w-1; its logits, an (hi - lo, w) block, sit at
+    offset o of one flat buffer of M elements (the sum of the blocks' sizes), row by row:
+    sorted row i starts at row_off[i] and has width rw[i], and its target is at target[i].
     """
 
     def __init__(self, head: ClassSoftmax, k: Array, y: Array):
         N = len(k)
         self.order = order = np.argsort(k, kind="stable")
-        ks = k[order]
-        self.starts = starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        self.ends = ends = np.r_[starts[1:], N]
-        self.cls = cls = ks[starts]
-        self.a, self.w = head.bounds[cls], head.widths[cls]
+        self.k = ks = k[order]  # (N,) the sorted rows' classes
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        ends = np.r_[starts[1:], N]
+        self.a, self.w = head.bounds[ks[starts]], head.widths[ks[starts]]
         n = ends - starts
         self.rw = np.repeat(self.w, n)  # (N,) the width of each sorted row's class
         self.row_off = np.r_[0, np.cumsum(self.rw)[:-1]]
-        self.off = np.r_[self.row_off[starts], self.row_off[-1] + self.rw[-1]]
+        self.M = int(self.row_off[-1] + self.rw[-1])
         a_row = np.repeat(self.a, n)
         self.target = self.row_off + y[order] - a_row  # (N,) flat index of each target
-        self.col = np.arange(self.off[-1]) - np.repeat(self.row_off - a_row, self.rw)  # (M,)
-        self.blocks = list(
-            zip(starts.tolist(), ends.tolist(), self.a.tolist(), self.w.tolist(), self.off.tolist())
-        )  # (lo, hi, a, w, flat offset) per class present, as Python ints for the loops
+        self.col = np.arange(self.M) - np.repeat(self.row_off - a_row, self.rw)  # (M,) word id
+        self.touched = np.r_[0, np.cumsum(self.w)]  # class j's words in a buffer of the present
+        columns = zip(self.a.tolist(), self.w.tolist(), self.touched[:-1].tolist())
+        off = self.row_off[starts].tolist()
+        self.blocks = [  # (lo, hi, a, w, o, t) per class present, Python ints for the loops
+            (lo, hi, a, w, o, t)
+            for lo, hi, o, (a, w, t) in zip(starts.tolist(), ends.tolist(), off, columns)
+        ]
 
     def word_logits(self, Ss: Array, V: Array, c: Array) -> Array:
         """Flat (M,) buffer of the logits z = s V[:, slice] + c[slice] of every sorted row over
-        its class's words: one product per class present."""
-        F = np.empty(self.off[-1], dtype=Ss.dtype)
-        for lo, hi, a, w, o in self.blocks:
-            np.matmul(Ss[lo:hi], V[:, a : a + w], out=F[o : o + (hi - lo) * w].reshape(hi - lo, w))
+        its class's words: one product per class present. Ss (N, H) the sorted states."""
+        F = np.empty(self.M, dtype=Ss.dtype)
+        for lo, hi, a, w, o, _ in self.blocks:
+            np.matmul(Ss[lo:hi], V[:, a : a + w], out=F[o : o + (hi - lo) * w].reshape(-1, w))
         F += c[self.col]
         return F
 
@@ -413,25 +416,25 @@ class ClassSoftmax:
                 np.zeros_like(S),
                 {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
             )
-        k = self.class_of[y]
+        g = _Groups(self, self.class_of[y], y)
+        dt = S.dtype.type
+        Ss = np.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product, dW and db
+        Ss[:, :H] = S[g.order]
+        Ss[:, H] = 1
+        S1 = Ss[:, :H]
         rows = np.arange(N)
-        # class part: dL/dzc = scale (softmax - onehot(k)) for every position
-        G = S @ p["Vc"]  # (N, C)
+        # class part: dL/dzc = scale (softmax - onehot(k)) at every (sorted) position
+        G = S1 @ p["Vc"]  # (N, C)
         G += p["cc"]
         G -= G.max(axis=1, keepdims=True)
-        zc_t = G[rows, k]
+        zc_t = G[rows, g.k]
         np.exp(G, out=G)
         sc = G.sum(axis=1)
         G *= (scale / sc).astype(S.dtype)[:, None]
-        G[rows, k] -= S.dtype.type(scale)
-        grads = {"Vc": S.T @ G, "cc": G.sum(axis=0)}
-        dS = G @ p["Vc"].T  # (N, H)
-        # word part, grouped by the target's class
-        g = _Groups(self, k, y)
-        Ss = np.empty((N, H + 1), dtype=S.dtype)  # [s | 1]: one product gives dV and dc
-        Ss[:, :H] = S[g.order]
-        Ss[:, H] = 1
-        F = g.word_logits(Ss[:, :H], p["V"], p["c"])
+        G[rows, g.k] -= dt(scale)
+        dVc = Ss.T @ G  # (H + 1, C): [dVc; dcc]
+        # word part: one product per class present over its rows and its words
+        F = g.word_logits(S1, p["V"], p["c"])
         sw, zw_t = g.exp_shifted(F)
         loss_sum = float(
             np.sum(np.log(sc, dtype=np.float64))
@@ -440,19 +443,24 @@ class ClassSoftmax:
             - np.sum(zw_t, dtype=np.float64)
         )
         F *= np.repeat((scale / sw).astype(S.dtype), g.rw)  # dL/dz = scale (softmax - onehot)
-        F[g.target] -= S.dtype.type(scale)
-        touched = np.r_[0, np.cumsum(g.w)]  # class j's columns in the touched buffer
-        dVc = np.empty((H + 1, touched[-1]), dtype=S.dtype)  # [dV; dc] of the classes present
+        F[g.target] -= dt(scale)
+        dVw = np.empty((H + 1, g.touched[-1]), dtype=S.dtype)  # [dV; dc] of the classes present
         dSs = np.empty((N, H), dtype=S.dtype)
         V = p["V"]
-        for (lo, hi, a, w, o), t in zip(g.blocks, touched[:-1].tolist()):
-            Fj = F[o : o + (hi - lo) * w].reshape(hi - lo, w)
-            np.matmul(Ss[lo:hi].T, Fj, out=dVc[:, t : t + w])
+        for lo, hi, a, w, o, t in g.blocks:  # disjoint slices of dVw and rows of dSs
+            Fj = F[o : o + (hi - lo) * w].reshape(-1, w)
+            np.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
             np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
-        dS[g.order] += dSs
+        dSs += G @ p["Vc"].T
+        dS = np.empty_like(dSs)
+        dS[g.order] = dSs  # back to the positions' order
         runs = sparse.merge_runs(g.a, g.a + g.w)
-        grads["V"] = sparse.Cols(runs, dVc[:H], V.shape)
-        grads["c"] = sparse.Cols(runs, dVc[H], p["c"].shape)
+        grads = {
+            "V": sparse.Cols(runs, dVw[:H], V.shape),
+            "c": sparse.Cols(runs, dVw[H], p["c"].shape),
+            "Vc": dVc[:H],
+            "cc": dVc[H],
+        }
         return loss_sum, dS, grads
 
     def target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
