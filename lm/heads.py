@@ -488,11 +488,12 @@ class ClassSoftmax:
         """Full next-word log-distributions, (N, H) -> (N, n_vocab): ln P(class) + ln P(word |
         class) for every word, a log-softmax over each class's slice of the logits."""
         class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)  # (N, C)
-        Z = S @ p["V"] + p["c"]  # (N, n_vocab)
-        starts = self.bounds[:-1]
-        Z -= np.maximum.reduceat(Z, starts, axis=1)[:, self.class_of]
+        Z = S @ p["V"]  # (N, n_vocab)
+        Z += p["c"]
+        starts, widths = self.bounds[:-1], self.widths
+        Z -= np.repeat(np.maximum.reduceat(Z, starts, axis=1), widths, axis=1)  # class maxima
         log_sum = np.log(np.add.reduceat(np.exp(Z), starts, axis=1))  # (N, C)
-        Z += (class_lp - log_sum)[:, self.class_of]
+        Z += np.repeat(class_lp - log_sum, widths, axis=1)
         return Z
 
 
