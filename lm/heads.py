@@ -301,6 +301,19 @@ def class_log_unigram(counts: Array, bounds) -> tuple[Array, Array]:
     return np.log(counts / mass[of]), np.log(mass / mass.sum())
 
 
+def _xent_grad(Z: Array, k: Array, scale: float) -> float:
+    """sum_i -ln softmax(Z_i)[k_i] (float64, unscaled) of logits Z (N, C), and in place
+    Z <- scale (softmax(Z) - onehot(k)): the gradient at the logits."""
+    rows = np.arange(len(Z))
+    Z -= Z.max(axis=1, keepdims=True)
+    z_t = Z[rows, k]
+    np.exp(Z, out=Z)
+    sums = Z.sum(axis=1)
+    Z *= (scale / sums).astype(Z.dtype)[:, None]
+    Z[rows, k] -= Z.dtype.type(scale)
+    return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+
+
 class _Groups:
     """The layout of N positions grouped by their target's class, shared by the loss and
     scoring: rows sorted by class (a stable sort), one block per class present.
@@ -350,13 +363,34 @@ class _Groups:
         np.exp(F, out=F)
         return np.add.reduceat(F, self.row_off), z_t
 
+    def xent_grad(self, F: Array, scale: float) -> float:
+        """sum over rows of -ln P(target | class, s) (float64, unscaled), and in place
+        F <- scale (softmax - onehot(target)) row by row: the gradient at the logits."""
+        sums, z_t = self.exp_shifted(F)
+        F *= np.repeat((scale / sums).astype(F.dtype), self.rw)
+        F[self.target] -= F.dtype.type(scale)
+        return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+
+    def backward(self, F: Array, Ss: Array, V: Array) -> tuple[Array, Array]:
+        """From the flat gradient F at the word logits: [dV; dc] of the classes present,
+        (H + 1, their words), and dS of the sorted rows, (N, H). Ss: (N, H + 1) the sorted
+        rows [s | 1]. Each class writes its own slice and its own rows."""
+        N, H = len(Ss), V.shape[0]
+        dVw = np.empty((H + 1, self.touched[-1]), dtype=F.dtype)
+        dSs = np.empty((N, H), dtype=F.dtype)
+        for lo, hi, a, w, o, t in self.blocks:
+            Fj = F[o : o + (hi - lo) * w].reshape(-1, w)
+            np.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
+            np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
+        return dVw, dSs
+
 
 class ClassSoftmax:
     """A class-factored softmax: P(w | s) = P(c(w) | s) P(w | c(w), s), exactly normalised.
 
     With C classes, each a contiguous range of ids (``bounds``, see ``class_bounds``):
         P(k | s)       = softmax(s Vc + cc)[k]                  Vc: (H, C), cc: (C,)
-        P(w | k, s)    = softmax(s V[:, b_k:b_k+1] + c[b_k:b_k+1])[w - b_k]
+        P(w | k, s)    = softmax(s V[:, b_k:b_{k+1}] + c[b_k:b_{k+1}])[w - b_k]
                                                                 V: (H, n_vocab), c: (n_vocab,)
     Parameters "V", "c" (the word weights and bias, as the full head's) and "Vc", "cc" (the
     class weights and bias). A token costs H (C + |class of its target|) multiply-adds
@@ -417,46 +451,22 @@ class ClassSoftmax:
                 {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
             )
         g = _Groups(self, self.class_of[y], y)
-        dt = S.dtype.type
-        Ss = np.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product, dW and db
-        Ss[:, :H] = S[g.order]
+        Ss = np.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product gives
+        Ss[:, :H] = S[g.order]  # the weights' and the bias's gradients at once
         Ss[:, H] = 1
-        S1 = Ss[:, :H]
-        rows = np.arange(N)
-        # class part: dL/dzc = scale (softmax - onehot(k)) at every (sorted) position
-        G = S1 @ p["Vc"]  # (N, C)
+        G = Ss[:, :H] @ p["Vc"]  # (N, C) class logits
         G += p["cc"]
-        G -= G.max(axis=1, keepdims=True)
-        zc_t = G[rows, g.k]
-        np.exp(G, out=G)
-        sc = G.sum(axis=1)
-        G *= (scale / sc).astype(S.dtype)[:, None]
-        G[rows, g.k] -= dt(scale)
-        dVc = Ss.T @ G  # (H + 1, C): [dVc; dcc]
-        # word part: one product per class present over its rows and its words
-        F = g.word_logits(S1, p["V"], p["c"])
-        sw, zw_t = g.exp_shifted(F)
-        loss_sum = float(
-            np.sum(np.log(sc, dtype=np.float64))
-            - np.sum(zc_t, dtype=np.float64)
-            + np.sum(np.log(sw, dtype=np.float64))
-            - np.sum(zw_t, dtype=np.float64)
-        )
-        F *= np.repeat((scale / sw).astype(S.dtype), g.rw)  # dL/dz = scale (softmax - onehot)
-        F[g.target] -= dt(scale)
-        dVw = np.empty((H + 1, g.touched[-1]), dtype=S.dtype)  # [dV; dc] of the classes present
-        dSs = np.empty((N, H), dtype=S.dtype)
-        V = p["V"]
-        for lo, hi, a, w, o, t in g.blocks:  # disjoint slices of dVw and rows of dSs
-            Fj = F[o : o + (hi - lo) * w].reshape(-1, w)
-            np.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
-            np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
+        loss_sum = _xent_grad(G, g.k, scale)  # G <- dL/dz of the classes
+        F = g.word_logits(Ss[:, :H], p["V"], p["c"])  # (M,) word logits within the classes
+        loss_sum += g.xent_grad(F, scale)  # F <- dL/dz of the words
+        dVw, dSs = g.backward(F, Ss, p["V"])
         dSs += G @ p["Vc"].T
         dS = np.empty_like(dSs)
         dS[g.order] = dSs  # back to the positions' order
+        dVc = Ss.T @ G  # (H + 1, C)
         runs = sparse.merge_runs(g.a, g.a + g.w)
         grads = {
-            "V": sparse.Cols(runs, dVw[:H], V.shape),
+            "V": sparse.Cols(runs, dVw[:H], p["V"].shape),
             "c": sparse.Cols(runs, dVw[H], p["c"].shape),
             "Vc": dVc[:H],
             "cc": dVc[H],
