@@ -62,7 +62,10 @@ def test_tiny_model_overfits_tiny_corpus(tmp_path, corpus):
     assert np.exp(-logp / n) < 1.2
 
 
-@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize(
+    "input",
+    ["onehot", pytest.param("embedding", marks=pytest.mark.slow)],  # ~20 s each
+)
 def test_class_head_overfits_tiny_corpus_and_saves_its_boundaries(tmp_path, corpus, input):
     """The class head learns as the full head does; its boundaries (cut from the training
     counts) and weights Vc, cc are saved and loaded; its bias starts at log P(w | class)."""
