@@ -152,10 +152,13 @@ class Elman:
 
     def prepare(self, p: dict, cache: dict, S: Array) -> None:
         cache["F"] = self.act.derivative(cache["A"], S[1:])  # (T, B, H) f'(a_t), one pass
+        # W^T as a contiguous copy: a (B, H) x (H, H) product with a transposed view as its
+        # second operand ran about 2x slower in OpenBLAS at B = 20 (a contiguous one, ~17 us)
+        cache["WT"] = np.ascontiguousarray(p["W"].T)
 
     def vjp(self, p: dict, cache: dict, g: Array, lo: int, hi: int, prev: bool = True):
         dA = g * cache["F"][lo:hi]  # through f
-        back = _product(dA, p["W"].T) if prev else None  # a_t = d_t + s_{t-1} W
+        back = _product(dA, cache["WT"]) if prev else None  # a_t = d_t + s_{t-1} W
         return dA, None, back
 
     def weight_grads(self, p: dict, S_in: Array, dR: Array) -> dict[str, Array]:

@@ -21,9 +21,13 @@ position, "last": on the window's last state), ``param_shapes(H)``, ``init(H, rn
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from lm import sparse
+from lm.checks import is_int
 
 Array = np.ndarray
 
@@ -160,6 +164,7 @@ class Softmax:
 
     name = "full"
     reads = "all"
+    sparse_grads = False  # dense gradients (every column of V gets one in every window)
 
     def __init__(self, n_vocab: int):
         self.n_vocab = n_vocab
@@ -197,6 +202,7 @@ class Linear:
 
     name = "linear"
     reads = "last"
+    sparse_grads = False
 
     def __init__(self, n_out: int = 1):
         self.n_out = n_out
@@ -220,11 +226,295 @@ class Linear:
         return loss, err @ p["V"].T, {"V": S.T @ err, "c": err.sum(axis=0)}
 
 
-NAMES = ("full",)
+# ----------------------------------------------------------------------------- classes
 
 
-def make(name: str, n_vocab: int):
-    """The language-model head called ``name`` (one of ``NAMES``) over ``n_vocab`` words."""
+def default_classes(n_vocab: int) -> int:
+    """The number of classes ``lm train --output class`` uses unless told: round(sqrt(n_vocab)).
+    With C equal bins a token costs about C + n_vocab / C products of width H, least at
+    C = sqrt(n_vocab); frequency bins make the target's class smaller than n_vocab / C on
+    average, and rnnlm's default of 100 classes for a 10k vocabulary is the same choice."""
+    return max(1, round(float(np.sqrt(n_vocab))))
+
+
+class ClassCountError(ValueError):
+    """A number of classes outside 1..n_vocab (``lm train --classes``: a usage error)."""
+
+
+def class_bounds(counts: Array, n_classes: int) -> tuple[int, ...]:
+    """Class boundaries in the manner of rnnlm: contiguous id ranges cut by the cumulative
+    sum of sqrt(unigram probability).
+
+    counts : (n_vocab,) how often each id is predicted in the training text (``<s>``: 0).
+    n_classes : C, 1 <= C <= n_vocab.
+
+    Returns (b_0 = 0, b_1, ..., b_C = n_vocab), strictly increasing: class k holds the ids
+    b_k..b_{k+1}-1. Class k ends with the first id whose cumulative share of sum sqrt(count)
+    reaches (k+1)/C; a class that would be empty (a word whose share spans several bins, or
+    too few words left for the classes after it) is given one id instead, so there are
+    always exactly C non-empty classes.
+
+    The ids are taken in id order. ``Vocab.build`` numbers the words by falling count after
+    the three specials <unk>, <s>, </s>, so the bins are rnnlm's except that the specials come
+    first (rnnlm, too, keeps </s> at index 0 out of frequency order): their mass goes to the
+    first class(es), where the frequent words are, and <s>, never predicted, adds nothing.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = len(counts)
+    if not (is_int(n_classes) and 1 <= n_classes <= n):
+        raise ClassCountError(
+            f"the number of classes must be in 1..{n} (the vocabulary size), got {n_classes!r}"
+        )
+    share = np.sqrt(np.maximum(counts, 0))
+    if share.sum() == 0:  # no counts: equal bins
+        share = np.ones(n)
+    cum = np.cumsum(share) / share.sum()
+    k = np.arange(1, n_classes)
+    ends = np.searchsorted(cum, k / n_classes, side="left") + 1
+    ends = np.maximum.accumulate(ends - k) + k  # at least one id per class
+    ends = np.minimum(ends, n - n_classes + k)  # and one left for each later class
+    return (0, *(int(e) for e in ends), n)
+
+
+def check_bounds(bounds, n_vocab: int) -> None:
+    """ValueError unless ``bounds`` is a sequence of integers 0 = b_0 < b_1 < ... < b_C =
+    n_vocab with C >= 1 (the class boundaries of a ``ClassSoftmax``)."""
+    if not isinstance(bounds, (list, tuple)) or len(bounds) < 2:
+        raise ValueError(f"classes must be a list of at least 2 boundaries, got {bounds!r}")
+    if not all(is_int(b) for b in bounds):
+        raise ValueError("classes must hold integers")
+    if bounds[0] != 0 or bounds[-1] != n_vocab:
+        raise ValueError(
+            f"classes must run from 0 to n_vocab = {n_vocab}, got {bounds[0]}..{bounds[-1]}"
+        )
+    if any(b <= a for a, b in itertools.pairwise(bounds)):
+        raise ValueError("classes must be strictly increasing (every class non-empty)")
+
+
+def class_log_unigram(counts: Array, bounds) -> tuple[Array, Array]:
+    """(ln P(w | class of w) (n_vocab,), ln P(class) (C,)) from add-0.1 smoothed counts: their
+    sum, ln P(class(w)) + ln P(w | class(w)), is ``log_unigram(counts)`` for every w."""
+    counts = np.asarray(counts, dtype=np.float64) + 0.1
+    starts = np.asarray(bounds[:-1])
+    mass = np.add.reduceat(counts, starts)  # (C,)
+    of = np.repeat(np.arange(len(mass)), np.diff(bounds))
+    return np.log(counts / mass[of]), np.log(mass / mass.sum())
+
+
+def _xent_grad(Z: Array, k: Array, scale: float) -> float:
+    """sum_i -ln softmax(Z_i)[k_i] (float64, unscaled) of logits Z (N, C), and in place
+    Z <- scale (softmax(Z) - onehot(k)): the gradient at the logits."""
+    rows = np.arange(len(Z))
+    Z -= Z.max(axis=1, keepdims=True)
+    z_t = Z[rows, k]
+    np.exp(Z, out=Z)
+    sums = Z.sum(axis=1)
+    Z *= (scale / sums).astype(Z.dtype)[:, None]
+    Z[rows, k] -= Z.dtype.type(scale)
+    return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+
+
+class _Groups:
+    """The layout of N positions grouped by their target's class, shared by the loss and
+    scoring: rows sorted by class (a stable sort), one block per class present.
+
+    For the j-th class present its rows are the sorted rows lo..hi-1 (positions
+    order[lo:hi]) and its words the ids a..a+w-1; its logits, an (hi - lo, w) block, sit at
+    offset o of one flat buffer of M elements (the sum of the blocks' sizes), row by row:
+    sorted row i starts at row_off[i] and has width rw[i], and its target is at target[i].
+    """
+
+    def __init__(self, head: ClassSoftmax, k: Array, y: Array):
+        N = len(k)
+        self.order = order = np.argsort(k, kind="stable")
+        self.k = ks = k[order]  # (N,) the sorted rows' classes
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        ends = np.r_[starts[1:], N]
+        self.a, self.w = head.bounds[ks[starts]], head.widths[ks[starts]]
+        n = ends - starts
+        self.rw = np.repeat(self.w, n)  # (N,) the width of each sorted row's class
+        self.row_off = np.r_[0, np.cumsum(self.rw)[:-1]]
+        self.M = int(self.row_off[-1] + self.rw[-1])
+        a_row = np.repeat(self.a, n)
+        self.target = self.row_off + y[order] - a_row  # (N,) flat index of each target
+        self.col = np.arange(self.M) - np.repeat(self.row_off - a_row, self.rw)  # (M,) word id
+        self.touched = np.r_[0, np.cumsum(self.w)]  # class j's words in a buffer of the present
+        columns = zip(self.a.tolist(), self.w.tolist(), self.touched[:-1].tolist())
+        off = self.row_off[starts].tolist()
+        self.blocks = [  # (lo, hi, a, w, o, t) per class present, Python ints for the loops
+            (lo, hi, a, w, o, t)
+            for lo, hi, o, (a, w, t) in zip(starts.tolist(), ends.tolist(), off, columns)
+        ]
+
+    def word_logits(self, Ss: Array, V: Array, c: Array) -> Array:
+        """Flat (M,) buffer of the logits z = s V[:, slice] + c[slice] of every sorted row over
+        its class's words: one product per class present. Ss (N, H) the sorted states."""
+        F = np.empty(self.M, dtype=Ss.dtype)
+        for lo, hi, a, w, o, _ in self.blocks:
+            np.matmul(Ss[lo:hi], V[:, a : a + w], out=F[o : o + (hi - lo) * w].reshape(-1, w))
+        F += c[self.col]
+        return F
+
+    def exp_shifted(self, F: Array) -> tuple[Array, Array]:
+        """In place F <- exp(F - row maximum); returns (row sums (N,), shifted target logits
+        (N,)), so that ln P(y | class, s) = z_t - ln(sum)."""
+        F -= np.repeat(np.maximum.reduceat(F, self.row_off), self.rw)
+        z_t = F[self.target]
+        np.exp(F, out=F)
+        return np.add.reduceat(F, self.row_off), z_t
+
+    def xent_grad(self, F: Array, scale: float) -> float:
+        """sum over rows of -ln P(target | class, s) (float64, unscaled), and in place
+        F <- scale (softmax - onehot(target)) row by row: the gradient at the logits."""
+        sums, z_t = self.exp_shifted(F)
+        F *= np.repeat((scale / sums).astype(F.dtype), self.rw)
+        F[self.target] -= F.dtype.type(scale)
+        return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+
+    def backward(self, F: Array, Ss: Array, V: Array) -> tuple[Array, Array]:
+        """From the flat gradient F at the word logits: [dV; dc] of the classes present,
+        (H + 1, their words), and dS of the sorted rows, (N, H). Ss: (N, H + 1) the sorted
+        rows [s | 1]. Each class writes its own slice and its own rows."""
+        N, H = len(Ss), V.shape[0]
+        dVw = np.empty((H + 1, self.touched[-1]), dtype=F.dtype)
+        dSs = np.empty((N, H), dtype=F.dtype)
+        for lo, hi, a, w, o, t in self.blocks:
+            Fj = F[o : o + (hi - lo) * w].reshape(-1, w)
+            np.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
+            np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
+        return dVw, dSs
+
+
+class ClassSoftmax:
+    """A class-factored softmax: P(w | s) = P(c(w) | s) P(w | c(w), s), exactly normalised.
+
+    With C classes, each a contiguous range of ids (``bounds``, see ``class_bounds``):
+        P(k | s)       = softmax(s Vc + cc)[k]                  Vc: (H, C), cc: (C,)
+        P(w | k, s)    = softmax(s V[:, b_k:b_{k+1}] + c[b_k:b_{k+1}])[w - b_k]
+                                                                V: (H, n_vocab), c: (n_vocab,)
+    Parameters "V", "c" (the word weights and bias, as the full head's) and "Vc", "cc" (the
+    class weights and bias). A token costs H (C + |class of its target|) multiply-adds
+    instead of H n_vocab.
+
+    Speed. The class logits of all N positions are one product. The positions are grouped by
+    their target's class (a stable sort and segment bounds, ``_Groups``) and each class
+    present in the window gets one product over its rows and its column slice, into one flat
+    buffer with no padding; the softmax passes run on that buffer at once (segment maxima and
+    sums by ``np.*.reduceat``), and the backward writes each class's disjoint slice of dV and
+    dc. The gradients of V and c are ``lm.sparse.Cols`` (only the classes present), so the
+    optimiser touches nothing else.
+
+    Initialisation: V, Vc uniform in +-1/sqrt(H); with counts, c = ln P(w | class) and
+    cc = ln P(class) of the smoothed counts (``class_log_unigram``), so that at s = 0 the head
+    predicts the unigram distribution, as the full head does; without counts, c = 0 and
+    cc = ln(class width / n_vocab): the uniform distribution.
+    """
+
+    name = "class"
+    reads = "all"
+    sparse_grads = True  # V, c get lm.sparse.Cols gradients (and the input layer Rows)
+
+    def __init__(self, n_vocab: int, bounds):
+        check_bounds(list(bounds), n_vocab)
+        self.n_vocab = n_vocab
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        self.n_classes = len(bounds) - 1
+        self.widths = np.diff(self.bounds)
+        self.class_of = np.repeat(np.arange(self.n_classes), self.widths)  # (n_vocab,)
+
+    def param_shapes(self, H: int) -> dict[str, tuple[int, ...]]:
+        C = self.n_classes
+        return {"V": (H, self.n_vocab), "c": (self.n_vocab,), "Vc": (H, C), "cc": (C,)}
+
+    def init(self, H: int, rng: np.random.Generator, counts: Array | None = None) -> dict:
+        r = 1 / np.sqrt(H)
+        V = rng.uniform(-r, r, (H, self.n_vocab))
+        Vc = rng.uniform(-r, r, (H, self.n_classes))
+        if counts is None:
+            c, cc = np.zeros(self.n_vocab), np.log(self.widths / self.n_vocab)
+        else:
+            c, cc = class_log_unigram(counts, self.bounds)
+        return {"V": V, "c": c, "Vc": Vc, "cc": cc}
+
+    def loss(self, p: dict, S: Array, y: Array, scale: float = 1.0):
+        """Cross-entropy over N positions and its gradients.
+
+        S (N, H) states, y (N,) int target ids. The loss is scale * sum_i -ln P(y_i | s_i);
+        returns (loss_sum unscaled, dS (N, H), grads) with grads "Vc" (H, C), "cc" (C,)
+        dense and "V", "c" as ``lm.sparse.Cols`` over the classes present.
+        """
+        N, H = S.shape
+        if N == 0:
+            return (
+                0.0,
+                np.zeros_like(S),
+                {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
+            )
+        g = _Groups(self, self.class_of[y], y)
+        Ss = np.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product gives
+        Ss[:, :H] = S[g.order]  # the weights' and the bias's gradients at once
+        Ss[:, H] = 1
+        G = Ss[:, :H] @ p["Vc"]  # (N, C) class logits
+        G += p["cc"]
+        loss_sum = _xent_grad(G, g.k, scale)  # G <- dL/dz of the classes
+        F = g.word_logits(Ss[:, :H], p["V"], p["c"])  # (M,) word logits within the classes
+        loss_sum += g.xent_grad(F, scale)  # F <- dL/dz of the words
+        dVw, dSs = g.backward(F, Ss, p["V"])
+        dSs += G @ p["Vc"].T
+        dS = np.empty_like(dSs)
+        dS[g.order] = dSs  # back to the positions' order
+        dVc = Ss.T @ G  # (H + 1, C)
+        runs = sparse.merge_runs(g.a, g.a + g.w)
+        grads = {
+            "V": sparse.Cols(runs, dVw[:H], p["V"].shape),
+            "c": sparse.Cols(runs, dVw[H], p["c"].shape),
+            "Vc": dVc[:H],
+            "cc": dVc[H],
+        }
+        return loss_sum, dS, grads
+
+    def target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        """ln P(y_i | s_i) for N positions, (N,) float64, in chunks of rows (the flat buffer
+        of at most about 2^23 logits each, whatever N is)."""
+        out = np.empty(len(S), dtype=np.float64)
+        rows = max(64, _CHUNK_LOGITS // int(self.widths.max() + self.n_classes))
+        for lo in range(0, len(S), rows):
+            hi = min(lo + rows, len(S))
+            out[lo:hi] = self._target_logprobs(p, S[lo:hi], y[lo:hi])
+        return out
+
+    def _target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        if len(S) == 0:
+            return np.zeros(0)
+        k = self.class_of[y]
+        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)[np.arange(len(S)), k]
+        g = _Groups(self, k, y)
+        sw, zw_t = g.exp_shifted(g.word_logits(S[g.order], p["V"], p["c"]))
+        out = class_lp.astype(np.float64)
+        out[g.order] += zw_t.astype(np.float64) - np.log(sw, dtype=np.float64)
+        return out
+
+    def next_logprobs(self, p: dict, S: Array) -> Array:
+        """Full next-word log-distributions, (N, H) -> (N, n_vocab): ln P(class) + ln P(word |
+        class) for every word, a log-softmax over each class's slice of the logits."""
+        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)  # (N, C)
+        Z = S @ p["V"]  # (N, n_vocab)
+        Z += p["c"]
+        starts, widths = self.bounds[:-1], self.widths
+        Z -= np.repeat(np.maximum.reduceat(Z, starts, axis=1), widths, axis=1)  # class maxima
+        log_sum = np.log(np.add.reduceat(np.exp(Z), starts, axis=1))  # (N, C)
+        Z += np.repeat(class_lp - log_sum, widths, axis=1)
+        return Z
+
+
+NAMES = ("full", "class")
+
+
+def make(name: str, n_vocab: int, bounds=None):
+    """The language-model head called ``name`` (one of ``NAMES``) over ``n_vocab`` words;
+    ``bounds`` are the class boundaries of the "class" head (see ``class_bounds``)."""
     if name == "full":
         return Softmax(n_vocab)
+    if name == "class":
+        return ClassSoftmax(n_vocab, bounds)
     raise ValueError(f"unknown output layer {name!r}; choose one of {', '.join(NAMES)}")

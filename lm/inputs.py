@@ -14,6 +14,10 @@ recurrence (x for dense, the row U[x] for one-hot, the embedding E[x] for embedd
 the bias b is never dropped. ``feature_width`` is the width of that representation, so the
 network draws masks without knowing the kind.
 
+Sparse gradients: ``backward(..., sparse=True)`` returns the gradient of the vocabulary-sized
+matrix (U of one-hot, E of embedding inputs) as an ``lm.sparse.Rows`` of the window's ids,
+so that an optimiser can update those rows only (see ``lm.optim``); the default is dense.
+
 Nothing outside this module branches on the input kind: ``make`` builds a layer by name, and
 ``KINDS`` lists the names.
 """
@@ -21,6 +25,8 @@ Nothing outside this module branches on the input kind: ``make`` builds a layer 
 from __future__ import annotations
 
 import numpy as np
+
+from lm.sparse import Rows
 
 Array = np.ndarray
 
@@ -49,8 +55,10 @@ class Dense:
         xm = x if mask is None else x * mask
         return _project(xm, p["U"]) + p["b"], (xm, mask)
 
-    def backward(self, p: dict, x: Array, cache: tuple, dD: Array) -> tuple[dict, Array]:
-        """Gradients {"U", "b"} and dX (the shape of x) from dD = dL/dd."""
+    def backward(
+        self, p: dict, x: Array, cache: tuple, dD: Array, sparse: bool = False
+    ) -> tuple[dict, Array]:
+        """Gradients {"U", "b"} and dX (the shape of x) from dD = dL/dd (always dense)."""
         U = p["U"]
         xm, mask = cache
         dD2 = dD.reshape(-1, U.shape[1])  # every position at once
@@ -82,12 +90,15 @@ class OneHot:
         rows = p["U"][x] if mask is None else p["U"][x] * mask
         return rows + p["b"], (None, mask)
 
-    def backward(self, p: dict, x: Array, cache: tuple, dD: Array) -> tuple[dict, None]:
+    def backward(
+        self, p: dict, x: Array, cache: tuple, dD: Array, sparse: bool = False
+    ) -> tuple[dict, None]:
+        """Gradients {"U", "b"}; with ``sparse`` dU is an ``lm.sparse.Rows`` of the ids in x."""
         U = p["U"]
         _, mask = cache
         drows = dD if mask is None else dD * mask
         drows = drows.reshape(-1, U.shape[1])
-        return {"U": scatter_rows(x.reshape(-1), drows, U.shape[0]), "b": drows_sum(dD)}, None
+        return {"U": row_grads(x.reshape(-1), drows, U.shape[0], sparse), "b": drows_sum(dD)}, None
 
 
 class Embedding:
@@ -117,7 +128,10 @@ class Embedding:
             e *= mask
         return _project(e, p["U"]) + p["b"], (e, mask)
 
-    def backward(self, p: dict, x: Array, cache: tuple, dD: Array) -> tuple[dict, None]:
+    def backward(
+        self, p: dict, x: Array, cache: tuple, dD: Array, sparse: bool = False
+    ) -> tuple[dict, None]:
+        """Gradients {"E", "U", "b"}; with ``sparse`` dE is an ``lm.sparse.Rows``."""
         E, U = p["E"], p["U"]
         e, mask = cache
         dD2 = dD.reshape(-1, U.shape[1])
@@ -125,7 +139,7 @@ class Embedding:
         if mask is not None:
             de *= mask.reshape(de.shape)
         grads = {"U": e.reshape(-1, E.shape[1]).T @ dD2, "b": dD2.sum(axis=0)}
-        grads["E"] = scatter_rows(x.reshape(-1), de, E.shape[0])
+        grads["E"] = row_grads(x.reshape(-1), de, E.shape[0], sparse)
         return grads, None
 
 
@@ -160,13 +174,13 @@ def scatter_rows(ids: Array, rows: Array, n: int) -> Array:
     """G with G[i] = sum of rows[j] over j where ids[j] == i; shape (n, rows.shape[1]).
 
     The gradient of a row gather: repeated ids add up. Sorting the ids and summing runs of
-    equal ids with one ``np.add.reduceat`` is several times faster than ``np.add.at``.
+    equal ids with one ``np.add.reduceat`` (``lm.sparse.Rows.sum_of``) is several times faster
+    than ``np.add.at``.
     """
-    G = np.zeros((n, rows.shape[1]), dtype=rows.dtype)
-    if len(ids) == 0:
-        return G
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    G[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
-    return G
+    return Rows.sum_of(ids, rows, n).dense()
+
+
+def row_grads(ids: Array, rows: Array, n: int, sparse: bool = False):
+    """The gradient of a row gather as ``scatter_rows`` (dense) or, with ``sparse``, as the
+    ``lm.sparse.Rows`` of the ids present (the same sums, never scattered)."""
+    return Rows.sum_of(ids, rows, n) if sparse else scatter_rows(ids, rows, n)

@@ -15,20 +15,21 @@ Network with a dense input and a linear head).
 The three contracts (row vectors; T steps, B streams, H hidden units, G gates, n_s the
 state width, N positions):
     input layer  param_shapes(width), init(width, rng), feature_width(p),
-                 drive(p, x, mask) -> (D (T, B, G*H), cache), backward(p, x, cache, dD) -> (grads, dX)
+                 drive(p, x, mask) -> (D (T, B, G*H), cache),
+                 backward(p, x, cache, dD, sparse) -> (grads, dX)
     cell         gates, state_size(H), param_shapes(H), init(H, rng), new_cache, step,
                  hidden(S) -> (..., H), prepare, vjp, weight_grads   (see lm.cells)
-    head         reads ("all" | "last"), param_shapes(H), init(H, rng, counts),
+    head         reads ("all" | "last"), sparse_grads, param_shapes(H), init(H, rng, counts),
                  loss(p, S (N, H), y, scale) -> (loss_sum, dS, grads),
                  target_logprobs(p, S, y) -> (N,), next_logprobs(p, S) -> (N, n_vocab)
-Every part names its own arrays (U, b, E; W; V, c) in one flat parameter dict, which is also
-what optimisers, gradients and ``weights.npz`` use. Adding a cell or a head touches its own
+Every part names its own arrays (U, b, E; W; V, c; Vc, cc) in one flat parameter dict, which
+is also what optimisers, gradients and ``weights.npz`` use. Adding a cell or a head touches its own
 module, ``ModelConfig`` (its name in the list the config accepts) and one CLI option.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -51,6 +52,8 @@ class ModelConfig:
     alpha: float = 0.01  # leaky ReLU slope
     cell: str = "elman"  # one of cells.NAMES
     output: str = "full"  # one of heads.NAMES
+    # output == "class": the class boundaries 0 = b_0 < ... < b_C = n_vocab (heads.class_bounds)
+    classes: tuple[int, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         for name in ("n_vocab", "hidden"):
@@ -69,6 +72,29 @@ class ModelConfig:
                 f"elman cell only, got {self.activation!r}"
             )
         require_choice("output", self.output, heads.NAMES)
+        if self.output == "class":
+            heads.check_bounds(self.classes, self.n_vocab)
+            object.__setattr__(self, "classes", tuple(self.classes))  # hashable; JSON: a list
+        elif self.classes is not None:
+            raise ValueError(f"classes is only for output 'class', not {self.output!r}")
+
+    @classmethod
+    def from_counts(cls, n_vocab: int, counts, n_classes: int | None = None, **fields):
+        """The configuration of a new model whose class boundaries (output "class") are cut
+        from ``counts`` (n_vocab,), how often each id is predicted in the training text, into
+        ``n_classes`` classes (None: ``heads.default_classes(n_vocab)``; see
+        ``heads.class_bounds``). ValueError when n_classes is not in 1..n_vocab, or is given
+        for another head.
+
+            ModelConfig.from_counts(10000, counts, output="class")       # 100 classes
+            ModelConfig.from_counts(10000, counts, n_classes=100)        # ValueError: full head
+        """
+        if fields.get("output", "full") == "class":
+            C = heads.default_classes(n_vocab) if n_classes is None else n_classes
+            fields["classes"] = heads.class_bounds(counts, C)
+        elif n_classes is not None:
+            raise ValueError("a number of classes is only for the class head (output 'class')")
+        return cls(n_vocab=n_vocab, **fields)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +105,7 @@ class ModelConfig:
         return (
             layer,
             cells.make(self.cell, self.activation, self.alpha),
-            heads.make(self.output, self.n_vocab),
+            heads.make(self.output, self.n_vocab, self.classes),
         )
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -180,7 +206,9 @@ class Network:
         -------
         loss_sum : float, the head's loss summed over its positions (T*B, or B); the
             gradients are of the mean, loss_sum / positions.
-        grads : dict with the same keys and shapes as ``params``.
+        grads : dict with the same keys as ``params``, arrays of the same shapes; with a head
+            whose ``sparse_grads`` is true (the class head) the vocabulary-sized ones are
+            ``lm.sparse`` gradients (Rows for U or E, Cols for V and c) of that shape.
         s_last : (B, n_s) the final state, to carry into the next window.
         """
         p, H = self.params, self.hidden
@@ -202,7 +230,8 @@ class Network:
             dH *= out_mask
         dS = self._state_grad(dH, T, B, last)
         dD, cell_grads, _ = core.backward(self.cell, p, dS, S, cache, truncate)
-        in_grads, _ = self.inputs.backward(p, x, in_cache, dD)
+        # a head with sparse gradients (the class head) takes the input rows sparse too
+        in_grads, _ = self.inputs.backward(p, x, in_cache, dD, sparse=self.head.sparse_grads)
         grads.update(cell_grads)
         grads.update(in_grads)
         return loss_sum, grads, S[-1].copy()

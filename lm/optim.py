@@ -3,6 +3,20 @@
 Gradients use the same keys as the parameters (``U``, ``W``, ``b``, ``V``, ``c``, ``E``).
 Clipping is applied to the parameter gradients after the backward pass and before the
 update, never inside gradient code (so gradient checks see the true gradient).
+
+Sparse gradients (``lm.sparse``: Rows of U or E, Cols of V and c, given with the class head).
+Clipping and the global norm read their values, i.e. exactly the elements a dense gradient
+could have nonzero, so they mean the same as on the dense array. The updates touch only the
+rows or column runs the gradient holds, and both optimisers treat everything else as absent
+(lazy updates):
+- SGD: an untouched element has gradient 0, so plain SGD leaves it as it is too; the lazy
+  update is the dense one exactly, except that ``l2`` decays touched elements only.
+- Adam: an untouched element keeps its weight and both moments m and v as they were (they
+  are not decayed, and the weight does not move by its old momentum); the step count t and
+  the bias correction are global. This is the "lazy Adam" of TensorFlow's LazyAdamOptimizer
+  and PyTorch's SparseAdam, not the dense Adam, which would keep moving a row that got no
+  gradient. The state is the same m, v and t as the dense Adam's, so a checkpoint holds it
+  all and resuming is bit-exact.
 """
 
 from __future__ import annotations
@@ -10,6 +24,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from lm import sparse
 
 Array = np.ndarray
 Params = dict[str, Array]
@@ -20,13 +36,13 @@ _PARALLEL_SIZE = 1 << 16  # parameters at least this big are updated by two thre
 
 def clip_values(grads: Params, limit: float) -> None:
     """Element-wise clipping of every gradient to [-limit, limit], in place."""
-    for g in grads.values():
+    for g in map(sparse.values, grads.values()):
         np.clip(g, -limit, limit, out=g)
 
 
 def global_norm(grads: Params) -> float:
     """sqrt(sum of squares of every gradient element), accumulated in float64."""
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in map(sparse.values, grads.values()))))
 
 
 def clip_global_norm(grads: Params, max_norm: float) -> float:
@@ -34,7 +50,7 @@ def clip_global_norm(grads: Params, max_norm: float) -> float:
     norm = global_norm(grads)
     if norm > max_norm:
         factor = max_norm / (norm + 1e-12)
-        for g in grads.values():
+        for g in map(sparse.values, grads.values()):
             g *= g.dtype.type(factor)
     return norm
 
@@ -74,6 +90,9 @@ class SGD:
     def update(self, params: Params, grads: Params) -> None:
         for k, g in grads.items():
             p = params[k]
+            if sparse.is_sparse(g):
+                _lazy_sgd(p, g, self.lr, self.l2)
+                continue
             dt = p.dtype.type
             if self.l2:
                 g += dt(self.l2) * p
@@ -113,17 +132,22 @@ class Adam:
     def update(self, params: Params, grads: Params) -> None:
         self.t += 1
         step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        jobs = []
+        jobs, scatters = [], []
         for k, g in grads.items():
             p = params[k]
             m = self.m.setdefault(k, np.zeros_like(p))
             v = self.v.setdefault(k, np.zeros_like(p))
+            if sparse.is_sparse(g):
+                jobs += _lazy_jobs(p, g, m, v, scatters)
+                continue
             tmp = self._scratch.setdefault(k, np.empty_like(p))
             arrays = [a.reshape(-1) for a in (p, g, m, v, tmp)]
             n = arrays[0].size
             cuts = [0, n // 2, n] if n >= _PARALLEL_SIZE else [0, n]
             jobs += [[a[lo:hi] for a in arrays] for lo, hi in zip(cuts[:-1], cuts[1:])]
         list(_POOL.map(lambda part: self._update_part(*part, step), jobs))
+        for finish in scatters:  # Rows: write the updated copies back
+            finish()
 
     def _update_part(self, p, g, m, v, tmp, step) -> None:
         """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - step m / (sqrt(v) + eps)."""
@@ -154,6 +178,51 @@ class Adam:
         self.t = int(state["t"])
         self.m = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("m.")}
         self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v.")}
+
+
+def _lazy_sgd(p: Array, g, lr: float, l2: float) -> None:
+    """p <- p - lr (g + l2 p) on the rows or column runs of the sparse gradient g only."""
+    dt = p.dtype.type
+    if isinstance(g, sparse.Rows):
+        rows = g.values  # scratch, as in SGD.update
+        if l2:
+            rows += dt(l2) * p[g.index]
+        rows *= dt(lr)
+        p[g.index] -= rows  # the index is unique: no repeated writes
+        return
+    for a, b, o in g.parts():
+        part = g.values[..., o : o + b - a]
+        if l2:
+            part += dt(l2) * p[..., a:b]
+        part *= dt(lr)
+        p[..., a:b] -= part
+
+
+def _lazy_jobs(p: Array, g, m: Array, v: Array, scatters: list) -> list[list[Array]]:
+    """Adam's (p, g, m, v, tmp) parts for the rows or column runs of a sparse gradient g.
+
+    Column runs are views of p, m, v (updated in place; a run of a 2-D parameter is split
+    over its rows into two jobs when large). Rows are gathered into copies, and a function
+    that writes them back is appended to ``scatters``, to be called after the jobs ran.
+    """
+    if isinstance(g, sparse.Rows):
+        i = g.index
+        P, M, Vv = p[i], m[i], v[i]  # (r, k) copies
+        scatters.append(lambda: (p.__setitem__(i, P), m.__setitem__(i, M), v.__setitem__(i, Vv)))
+        arrays = [a.reshape(-1) for a in (P, g.values, M, Vv, np.empty_like(P))]
+        n = arrays[0].size
+        cuts = [0, n // 2, n] if n >= _PARALLEL_SIZE else [0, n]
+        return [[a[lo:hi] for a in arrays] for lo, hi in zip(cuts[:-1], cuts[1:])]
+    jobs = []
+    for a, b, o in g.parts():
+        views = [p[..., a:b], g.values[..., o : o + b - a], m[..., a:b], v[..., a:b]]
+        views.append(np.empty(views[0].shape, dtype=p.dtype))
+        if p.ndim == 2 and views[0].size >= _PARALLEL_SIZE:
+            half = p.shape[0] // 2
+            jobs += [[x[:half] for x in views], [x[half:] for x in views]]
+        else:
+            jobs.append(views)
+    return jobs
 
 
 def make(name: str, lr: float, l2: float = 0.0):

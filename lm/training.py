@@ -205,12 +205,12 @@ class Trainer:
         vocab = Vocab.build(read_lines(train_path), vc.vocab_size, vc.min_count, vc.lowercase)
         if vocab.size <= 3:
             raise DataError(f"{train_path}: holds no words (empty or whitespace only)")
-        mc = ModelConfig(n_vocab=vocab.size, **mc_args)
+        stream = encode_file(train_path, vocab)
+        counts = np.bincount(stream[1:], minlength=vocab.size)  # the predicted tokens
+        mc = ModelConfig.from_counts(vocab.size, counts, **mc_args)  # class boundaries
         require_trainable(activations.get(mc.activation, mc.alpha))
         rng = np.random.default_rng(tc.seed)
-        net = Network.create(mc, rng)
-        stream = encode_file(train_path, vocab)
-        net.params["c"][:] = unigram_log_probs(stream, vocab.size)
+        net = Network.create(mc, rng, counts=counts)  # output bias: log unigram frequencies
         state = Progress(
             lr=tc.lr,
             train_path=os.path.abspath(train_path),

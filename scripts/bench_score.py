@@ -1,6 +1,7 @@
 """Scoring speed: batched vs one sentence at a time vs PyTorch, on the PTB test set.
 
     python scripts/bench_score.py [--batch-size 128] [--one-every 8] [--rounds 6]
+    python scripts/bench_score.py --output class [--classes C]
 
 An embedding model with E = H = 200 and a 10k vocabulary (the words of ptb.valid.txt +
 ptb.test.txt, padded with unused filler words up to 10,000) with random weights scores
@@ -10,6 +11,11 @@ ptb.test.txt three ways, each including tokenisation:
   numpy one at a time   model.score per sentence, on every k-th line
   torch batched         nn.Embedding -> nn.RNN(tanh) -> nn.Linear, log_softmax + gather, with
                         the same weights, the same start state and the same batching
+
+With ``--output class`` the methods are the class-factored head batched and one at a time,
+and the full head batched (the same embedding and recurrence weights; no PyTorch): the class
+boundaries (C = round(sqrt(V)) unless --classes) are cut from the word counts of
+ptb.valid.txt plus one for every word, as if each had occurred in training.
 
 The machine may be shared, so the methods take turns: the file is cut into ``rounds``
 slices and each slice is scored by all three (in rotating order), so that each sees the same
@@ -31,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import lm
-from lm import data, scoring
+from lm import data, heads, scoring
 from lm.api import LanguageModel
 from lm.model import ModelConfig, Network
 from lm.tokenizer import EOS, Vocab
@@ -52,14 +58,28 @@ def numpy_threads() -> int:
         return os.cpu_count() or 1
 
 
-def build_model(seed: int = 0, n_vocab: int = 10_000) -> LanguageModel:
+def build_model(
+    seed: int = 0, n_vocab: int = 10_000, output: str = "full", n_classes: int | None = None
+) -> LanguageModel:
     """Random weights; the vocabulary of ptb.valid + ptb.test (about 7,600 words) padded with
-    filler words that never occur, so that the output layer has PTB's 10k rows."""
+    filler words that never occur, so that the output layer has PTB's 10k rows. The class
+    head's boundaries come from the counts of ptb.valid.txt plus one for every word."""
     lines = [*data.read_lines(PTB / "ptb.valid.txt"), *data.read_lines(PTB / "ptb.test.txt")]
     n_real = Vocab.build(lines).size
     fillers = " ".join(f"<filler{i}>" for i in range(max(0, n_vocab - n_real)))
     vocab = Vocab.build([*lines, fillers])
-    config = ModelConfig(n_vocab=vocab.size, hidden=200, input="embedding", embed_dim=200)
+    counts = np.bincount(data.encode_file(PTB / "ptb.valid.txt", vocab), minlength=vocab.size) + 1
+    if output == "class" and n_classes is None:
+        n_classes = heads.default_classes(vocab.size)
+    config = ModelConfig.from_counts(
+        vocab.size,
+        counts,
+        n_classes if output == "class" else None,
+        hidden=200,
+        input="embedding",
+        embed_dim=200,
+        output=output,
+    )
     return LanguageModel(Network.create(config, np.random.default_rng(seed)), vocab)
 
 
@@ -125,20 +145,24 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=scoring.BATCH_SIZE)
     ap.add_argument("--one-every", type=int, default=8, help="model.score on every k-th line")
     ap.add_argument("--rounds", type=int, default=6, help="slices the methods take turns on")
+    ap.add_argument("--output", default="full", choices=["full", "class"])
+    ap.add_argument("--classes", type=int, help="C classes [default: round(sqrt(V))]")
     args = ap.parse_args()
     test = PTB / "ptb.test.txt"
     if not (test.is_file() and (PTB / "ptb.valid.txt").is_file()):
         print(f"skipped: {test} (or ptb.valid.txt) not found")
         return
     threads = numpy_threads()
-    model = build_model()
+    model = build_model(output=args.output, n_classes=args.classes)
     lines = list(data.read_lines(test))
     n_words = sum(len(line.split()) for line in lines)
     print(
         f"{test.name}: {len(lines)} sentences, {n_words} words; "
-        f"n_vocab={model.net.config.n_vocab}, E=H=200, embedding/tanh; "
+        f"n_vocab={model.net.config.n_vocab}, E=H=200, embedding/tanh, {args.output} head; "
         f"numpy threads={threads}; B={args.batch_size}"
     )
+    if args.output == "class":
+        print(f"classes: {len(model.net.config.classes) - 1}")
     print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
     t = time.perf_counter()
@@ -152,11 +176,17 @@ def main() -> None:
         "numpy batched": lambda part: numpy_batched(model, part, args.batch_size),
         "numpy one at a time": lambda part: numpy_one_at_a_time(model, part[:: args.one_every]),
     }
-    try:
-        torch_score = torch_scorer(model, threads)
-        methods["torch batched"] = lambda part: torch_score(part, args.batch_size)
-    except ImportError:
-        print("torch not importable: no PyTorch row")
+    if args.output == "class":  # the full head on the same embedding and recurrence
+        full = build_model()
+        for k in ("E", "U", "W", "b"):
+            full.net.params[k] = model.net.params[k]
+        methods["full head batched"] = lambda part: numpy_batched(full, part, args.batch_size)
+    else:
+        try:
+            torch_score = torch_scorer(model, threads)
+            methods["torch batched"] = lambda part: torch_score(part, args.batch_size)
+        except ImportError:
+            print("torch not importable: no PyTorch row")
 
     seconds = dict.fromkeys(methods, 0.0)
     cpu = dict.fromkeys(methods, 0.0)
@@ -194,7 +224,7 @@ def main() -> None:
             f"{seconds[name]:>9.2f}{cpu[name]:>8.2f}"
         )
     cpu_rate = {name: words[name] / cpu[name] for name in methods}
-    for other in ("numpy one at a time", "torch batched"):
+    for other in ("numpy one at a time", "torch batched", "full head batched"):
         if other in rate:
             print(
                 f"numpy batched / {other}: {rate['numpy batched'] / rate[other]:.2f}x "

@@ -1,20 +1,27 @@
-"""Training speed: lm (numpy) against the same model in PyTorch CPU, measured in one run.
+"""Training speed: lm (numpy) against the same model in PyTorch CPU, or lm's class-factored
+output layer against its full softmax, measured in one run.
 
-Model: embedding (E=200) -> tanh RNN (H=200) -> linear -> softmax over V words, B=20 streams,
-windows of T=35 steps, SGD with global-norm clipping 0.25 (the PyTorch word-language-model
-recipe). Data: ../shared/corpora/ptb/ptb.valid.txt when present (its ~6k words are ids of a
-V=10,000 model, so the output layer has the full 10k cost), otherwise random Zipf ids. Both
-libraries use the same number of threads.
+Model: embedding (E=200) -> tanh RNN (H=200) -> softmax over V words, B=20 streams, windows
+of T=35 steps, SGD with global-norm clipping 0.25 (the PyTorch word-language-model recipe).
+Data: ../shared/corpora/ptb/ptb.valid.txt when present and V is 10,000 (its ~6k words are ids
+of a V=10,000 model, so the output layer has the full 10k cost), otherwise ids drawn from
+Zipf's law over V words (P(rank r) proportional to 1/r). Both libraries use the same number of
+threads.
 
     python scripts/bench_train.py [--tokens 70000] [--input embedding|onehot] [--threads N]
-        [--cell elman|gru|lstm]
+    python scripts/bench_train.py --output class [--vocab 10000,30000,100000] [--batch-size 64]
+        [--classes C] [--optimizer sgd|adam]
 
-``--cell`` picks the recurrent cell, nn.RNN / nn.GRU / nn.LSTM on the PyTorch side.
+``--output full`` (the default) times lm's full softmax and PyTorch's. ``--output class``
+times lm's class head and its full head in the same run, one after the other on the same
+windows, for each vocabulary size given, and prints their ratio. The class boundaries are cut
+(``lm.heads.class_bounds``, C = round(sqrt(V)) unless --classes) from the counts of the timed
+ids plus one for every id, as if each word of the vocabulary occurred in training.
 
-Prints tokens/s for each, their ratio, the machine's float32 GEMM rate (a 2048^3 np.matmul)
-and the fraction of it that training reaches, counting the FLOPs of the matrix products only
-(output layer 3 x 2NHV, input layer 3 x 2NEGH, recurrence 3 x 2NHGH for N = T*B positions,
-G = 1, 3, 4 gates for elman, gru, lstm).
+Prints tokens/s, the machine's float32 GEMM rate (a 2048^3 np.matmul) and the fraction of it
+that training reaches, counting the FLOPs of the matrix products only (full softmax 3 x 2NHV;
+class head 3 x 2NH(C + mean width of the targets' classes); input layer 3 x 2NEH; recurrence
+3 x 2NHH for N = T*B positions). Do not compare figures from a busy machine.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm import optim
+from lm import heads, optim
 from lm.data import batchify, encode_file, windows
 from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
@@ -46,35 +53,48 @@ def gemm_rate(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-GATES = {"elman": 1, "gru": 3, "lstm": 4}
+def token_flops(input_kind: str, n_vocab: int, head_width: float | None = None) -> float:
+    """FLOPs of the matrix products per token; head_width: C + the mean width of the targets'
+    classes for the class head (None: the full softmax, n_vocab)."""
+    input_layer = 3 * 2 * E * H if input_kind == "embedding" else 0
+    return 3 * 2 * H * (head_width or n_vocab) + input_layer + 3 * 2 * H * H
 
 
-def window_flops(input_kind: str, cell: str) -> float:
-    N, G = T * B, GATES[cell]
-    input_layer = 3 * 2 * N * E * G * H if input_kind == "embedding" else 0
-    return 3 * 2 * N * H * V + input_layer + 3 * 2 * N * H * G * H
+def zipf_ids(n_vocab: int, n: int, seed: int = 0) -> np.ndarray:
+    """n ids with P(id r - 1) proportional to 1/r, r = 1..n_vocab (Zipf's law, exponent 1)."""
+    p = 1.0 / np.arange(1, n_vocab + 1)
+    return np.random.default_rng(seed).choice(n_vocab, n, p=p / p.sum()).astype(np.int32)
 
 
-def load_columns() -> tuple[np.ndarray, str]:
-    if PTB.is_file():
+def load_columns(n_vocab: int, batch: int) -> tuple[np.ndarray, str]:
+    if PTB.is_file() and n_vocab == V:
         with open(PTB, encoding="utf-8") as f:
             vocab = Vocab.build(f, vocab_size=V)
-        return batchify(encode_file(PTB, vocab), B), f"{PTB.name} ({vocab.size} distinct ids)"
-    rng = np.random.default_rng(0)
-    ids = np.minimum(rng.zipf(1.2, 80_000), V) - 1
-    return batchify(ids.astype(np.int32), B), "random Zipf ids (PTB not found)"
+        return batchify(encode_file(PTB, vocab), batch), f"{PTB.name} ({vocab.size} distinct ids)"
+    ids = zipf_ids(n_vocab, 80_000)
+    return batchify(ids, batch), f"Zipf ids over {n_vocab} words"
 
 
-def bench_lm(columns, tokens: int, input_kind: str, cell: str) -> float:
-    embed_dim = E if input_kind == "embedding" else 0
-    config = ModelConfig(n_vocab=V, hidden=H, input=input_kind, embed_dim=embed_dim, cell=cell)
-    net = Network.create(config, np.random.default_rng(0))
-    opt = optim.SGD(lr=1.0)
-    s = net.zero_state(B)
+def make_net(input_kind: str, n_vocab: int, output: str, counts, n_classes) -> Network:
+    config = ModelConfig.from_counts(
+        n_vocab,
+        counts,
+        n_classes if output == "class" else None,
+        hidden=H,
+        input=input_kind,
+        embed_dim=E if input_kind == "embedding" else 0,
+        output=output,
+    )
+    return Network.create(config, np.random.default_rng(0), counts=counts)
+
+
+def bench_lm(net, columns, tokens: int, optimizer: str = "sgd") -> float:
+    opt = optim.SGD(lr=1.0) if optimizer == "sgd" else optim.Adam(lr=1e-3)
+    s = net.zero_state(columns.shape[1])
     done, t0 = 0, None
     while done < tokens:
         for _, x, y in windows(columns, T):
-            if t0 is None and done >= 2 * T * B:  # two warm-up windows
+            if t0 is None and done >= 2 * x.size:  # two warm-up windows
                 t0, done = time.perf_counter(), 0
             loss, grads, s = net.loss_and_grads(x, y, s)
             optim.clip_global_norm(grads, 0.25)
@@ -138,32 +158,84 @@ def numpy_threads() -> int:
         return os.cpu_count() or 1
 
 
+def report(name: str, rate: float, flops_per_token: float, gemm: float) -> None:
+    gflops = rate * flops_per_token / 1e9
+    print(
+        f"{name:24s} {rate:10.0f} tokens/s   {gflops:6.1f} GFLOP/s = "
+        f"{100 * gflops / gemm:4.1f}% of the GEMM rate"
+    )
+
+
+def compare_heads(args, gemm: float) -> None:
+    """The class head and the full head on the same windows, for each vocabulary size."""
+    rows = []
+    for n_vocab in args.vocab:
+        columns, source = load_columns(n_vocab, args.batch_size)
+        counts = np.bincount(columns.reshape(-1), minlength=n_vocab) + 1
+        n_classes = args.classes or heads.default_classes(n_vocab)
+        net = make_net(args.input, n_vocab, "class", counts, n_classes)
+        head = net.head
+        width = head.widths[head.class_of[columns.reshape(-1)]].mean()  # mean target class width
+        print(
+            f"\nV={n_vocab}: {source}; C={n_classes} classes (largest {head.widths.max()} "
+            f"words, mean target class {width:.0f}); B={args.batch_size} T={T}, {args.optimizer}"
+        )
+        ours = bench_lm(net, columns, args.tokens, args.optimizer)
+        report("lm class head", ours, token_flops(args.input, n_vocab, n_classes + width), gemm)
+        full_net = make_net(args.input, n_vocab, "full", counts, None)
+        full = bench_lm(full_net, columns, args.tokens, args.optimizer)
+        report("lm full softmax", full, token_flops(args.input, n_vocab), gemm)
+        print(f"class / full: {ours / full:.2f}x")
+        rows.append((n_vocab, ours, full))
+    if len(rows) > 1:
+        print(f"\n{'V':>8}{'class tok/s':>14}{'full tok/s':>12}{'ratio':>8}")
+        for n_vocab, ours, full in rows:
+            print(f"{n_vocab:>8}{ours:>14.0f}{full:>12.0f}{ours / full:>8.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tokens", type=int, default=70_000, help="tokens to time for each")
     p.add_argument("--input", default="embedding", choices=["embedding", "onehot"])
     p.add_argument("--threads", type=int, default=numpy_threads())
-    p.add_argument("--cell", default="elman", choices=list(GATES))
+    p.add_argument("--output", default="full", choices=["full", "class"])
+    p.add_argument(
+        "--vocab",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[V],
+        help="vocabulary size(s), comma-separated (--output class)",
+    )
+    p.add_argument("--batch-size", type=int, default=B, help="B streams (--output class)")
+    p.add_argument("--classes", type=int, help="C classes [default: round(sqrt(V))]")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="(--output class)")
     args = p.parse_args()
 
-    columns, source = load_columns()
     rate = gemm_rate()
-    print(
-        f"data: {source}; E={E} H={H} V={V} B={B} T={T} {args.cell}, SGD + clip 0.25; "
-        f"{args.tokens} tokens timed; {args.threads} threads"
-    )
     print(f"float32 GEMM rate (2048^3 np.matmul): {rate:.1f} GFLOP/s")
-    ours = bench_lm(columns, args.tokens, args.input, args.cell)
-    flops = window_flops(args.input, args.cell) / (T * B)  # per token
-    print(
-        f"lm ({args.input:9s}) {ours:10.0f} tokens/s   {ours * flops / 1e9:6.1f} GFLOP/s = "
-        f"{100 * ours * flops / 1e9 / rate:4.1f}% of the GEMM rate"
-    )
-    theirs = bench_torch(columns, args.tokens, args.threads, args.cell)
-    if theirs is None:
-        print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")
+    print("load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    if args.output == "class":
+        print(
+            f"E={E} H={H} tanh, clip 0.25; {args.tokens} tokens timed per head; "
+            f"{args.threads} threads"
+        )
+        compare_heads(args, rate)
     else:
-        print(f"torch (embedding) {theirs:10.0f} tokens/s   ratio lm/torch = {ours / theirs:.2f}")
+        columns, source = load_columns(V, B)
+        print(
+            f"data: {source}; E={E} H={H} V={V} B={B} T={T} tanh, SGD + clip 0.25; "
+            f"{args.tokens} tokens timed; {args.threads} threads"
+        )
+        ours = bench_lm(make_net(args.input, V, "full", None, None), columns, args.tokens)
+        report(f"lm ({args.input})", ours, token_flops(args.input, V), rate)
+        theirs = bench_torch(columns, args.tokens, args.threads)
+        if theirs is None:
+            print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")
+        else:
+            print(
+                f"torch (embedding)        {theirs:10.0f} tokens/s   ratio lm/torch = "
+                f"{ours / theirs:.2f}"
+            )
+    print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (whole process): {peak:.0f} MiB")
 

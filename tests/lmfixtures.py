@@ -7,7 +7,7 @@ import numpy as np
 from lm import checkpoint
 from lm.api import LanguageModel
 from lm.model import ModelConfig, Network
-from lm.tokenizer import Vocab
+from lm.tokenizer import EOS, Vocab
 
 TINY_CORPUS = [
     "the cat sat on the mat",
@@ -27,20 +27,33 @@ def make_model(
     scale=3.0,
     dtype=np.float32,
     cell="elman",
+    output="full",
+    n_classes=None,
 ) -> LanguageModel:
-    """A LanguageModel with random weights (scaled up so distributions are far from uniform)."""
+    """A LanguageModel with random weights (scaled up so distributions are far from uniform).
+    ``output="class"``: the class head, its ``n_classes`` boundaries cut from the word counts
+    of ``lines``."""
+    lines = list(lines)
     vocab = Vocab.build(lines)
-    config = ModelConfig(
-        n_vocab=vocab.size,
+    counts = None
+    if output == "class":  # the predicted tokens: every word and every </s>
+        ids = [vocab.encode(line)[0] for line in lines] + [[EOS] * len(lines)]
+        counts = np.bincount(np.concatenate(ids).astype(np.int64), minlength=vocab.size)
+    config = ModelConfig.from_counts(
+        vocab.size,
+        counts,
+        n_classes,
         hidden=hidden,
         input=input,
         embed_dim=embed_dim if input == "embedding" else 0,
         activation=activation,
         cell=cell,
+        output=output,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
-    for k in ("V", "c", "U"):
-        net.params[k] *= net.params[k].dtype.type(scale)
+    for k in ("V", "c", "U", "Vc", "cc"):
+        if k in net.params:
+            net.params[k] *= net.params[k].dtype.type(scale)
     return LanguageModel(net, vocab, {})
 
 

@@ -19,8 +19,12 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 
 
-@pytest.fixture(scope="module", params=["elman", "gru", "lstm"])
+@pytest.fixture(scope="module", params=["elman", "gru", "lstm", "class"])
 def model(request):
+    """Every test on this fixture runs with each cell (full softmax) and with the class head
+    (4 classes): generation reads the same next-word distributions from either."""
+    if request.param == "class":
+        return make_model(output="class", n_classes=4)
     return make_model(cell=request.param)
 
 

@@ -4,12 +4,22 @@ import numpy as np
 import pytest
 from gradcheck import check_gradients
 
+from lm import heads, sparse
 from lm.model import ModelConfig, Network
 
 N_VOCAB = 7
 
 
-def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0, cell="elman"):
+def make_net(
+    input="onehot",
+    activation="tanh",
+    hidden=5,
+    dtype=np.float64,
+    seed=0,
+    classes=None,
+    cell="elman",
+):
+    """classes: the class head's boundaries (None: the full softmax)."""
     config = ModelConfig(
         n_vocab=N_VOCAB,
         hidden=hidden,
@@ -17,6 +27,8 @@ def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed
         embed_dim=4 if input == "embedding" else 0,
         activation=activation,
         cell=cell,
+        output="full" if classes is None else "class",
+        classes=classes,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
@@ -160,3 +172,83 @@ def test_gated_next_word_distributions_sum_to_one_and_steps_match(cell):
         np.testing.assert_allclose(s, S[t + 1], rtol=1e-5, atol=1e-6)
         p = np.exp(net.next_logprobs(s).astype(np.float64))
         np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+# ----- the class-factored head in the whole model
+
+CLASSES = (0, 3, 5, 7)  # three classes over the 7 ids
+
+
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_whole_model_gradient_with_the_class_head(input, dropout):
+    """Input layer + core + class head, full BPTT, float64 central differences (dropout
+    masks held fixed by the same seed in every call); the sparse gradients
+    (Rows of U or E, Cols of V and c) compared as the dense arrays they stand for."""
+    rng = np.random.default_rng(4)
+    net = make_net(input, classes=CLASSES)
+    T, B = 6, 3
+    x = rng.integers(0, N_VOCAB, (T, B))
+    y = rng.choice([0, 1, 5, 6], (T, B))  # class 1 (ids 3, 4) never a target
+    S0 = rng.normal(0, 0.5, (B, net.config.hidden))
+
+    def run():
+        return net.loss_and_grads(x, y, S0, dropout=dropout, rng=np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params)
+    vocab_matrix = "U" if input == "onehot" else "E"
+    assert isinstance(grads[vocab_matrix], sparse.Rows)
+    np.testing.assert_array_equal(grads[vocab_matrix].index, np.unique(x))
+    np.testing.assert_array_equal(grads["V"].runs, [[0, 3], [5, 7]])
+
+    dense = {k: sparse.dense(g) for k, g in grads.items()}
+    context = f"class head, input={input}, dropout={dropout}"
+    check_gradients(lambda params: run()[0] / (T * B), net.params, dense, context=context)
+
+
+def test_every_next_word_distribution_of_the_class_head_sums_to_one():
+    net = make_net("embedding", dtype=np.float32, classes=CLASSES)
+    s = np.random.default_rng(0).normal(0, 3, (10, net.config.hidden)).astype(np.float32)
+    p = np.exp(net.next_logprobs(s).astype(np.float64))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    x, y = np.random.default_rng(1).integers(0, N_VOCAB, (2, 4, 3))
+    lp, S = net.target_logprobs(x, y, net.zero_state(3))
+    expected = np.take_along_axis(net.next_logprobs(S[1:].reshape(12, -1)), y.reshape(12, 1), 1)
+    np.testing.assert_allclose(lp.reshape(12), expected[:, 0], rtol=1e-5)
+
+
+def test_the_full_head_keeps_dense_gradients():
+    net = make_net("onehot")
+    x, y = np.random.default_rng(2).integers(0, N_VOCAB, (2, 4, 3))
+    _, grads, _ = net.loss_and_grads(x, y, net.zero_state(3))
+    assert not any(sparse.is_sparse(g) for g in grads.values())
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"output": "class"}, "list of at least 2"),
+        ({"output": "class", "classes": [0, 3, 3, 7]}, "strictly increasing"),
+        ({"output": "class", "classes": [0, 3, 6]}, "from 0 to n_vocab = 7"),
+        ({"output": "class", "classes": [0, 3, 8]}, "from 0 to n_vocab = 7"),
+        ({"output": "full", "classes": [0, 7]}, "only for output 'class'"),
+        ({"output": "tree"}, "output must be"),
+    ],
+)
+def test_model_config_rejects_class_boundaries_that_do_not_fit(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(n_vocab=N_VOCAB, **fields)
+
+
+def test_model_config_cuts_classes_from_counts_and_keeps_them_as_a_tuple():
+    counts = np.array([0, 0, 40, 30, 10, 5, 1])
+    mc = ModelConfig.from_counts(N_VOCAB, counts, 3, output="class")
+    assert mc.classes == heads.class_bounds(counts, 3) and isinstance(mc.classes, tuple)
+    assert ModelConfig(**mc.to_dict()) == mc  # survives config.json (a list there)
+    assert len(ModelConfig.from_counts(100, np.ones(100), output="class").classes) == 11
+    assert ModelConfig.from_counts(N_VOCAB, counts).classes is None
+    with pytest.raises(ValueError, match="only for the class head"):
+        ModelConfig.from_counts(N_VOCAB, counts, 3)
+    with pytest.raises(heads.ClassCountError):
+        ModelConfig.from_counts(N_VOCAB, counts, 8, output="class")

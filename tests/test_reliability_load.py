@@ -416,3 +416,53 @@ def test_gated_models_round_trip(tmp_path, cell):
     loaded = lm.load(_cell_model_dir(tmp_path, cell))
     assert loaded.net.config.cell == cell
     assert loaded.score("the cat sat") == model.score("the cat sat")
+
+
+# ----- the class-factored head: its boundaries must describe the vocabulary -----
+
+
+@pytest.fixture
+def class_copy(tmp_path):
+    """A fresh class-head model directory (3 classes over the 12 words)."""
+    return Path(save_model_dir(tmp_path / "class", make_model(output="class", n_classes=3)))
+
+
+CLASS_CASES = [
+    (lambda b: [b[0], b[2], b[1], b[3]], "classes must be strictly increasing"),
+    (lambda b: [b[0], b[1], b[1], b[3]], "classes must be strictly increasing"),
+    (lambda b: b[:-1], "classes must run from 0 to n_vocab = 12"),
+    (lambda b: [*b[:-1], 13], "classes must run from 0 to n_vocab = 12"),
+    (lambda b: [1, *b[1:]], "classes must run from 0 to n_vocab = 12"),
+    (lambda b: [0], "classes must be a list of at least 2 boundaries"),
+    (lambda b: None, "classes must be a list of at least 2 boundaries"),
+    (lambda b: "0 4 12", "classes must be a list of at least 2 boundaries"),
+    (lambda b: [0, 4.5, 12], "classes must hold integers"),
+]
+
+
+@pytest.mark.parametrize("edit, words", CLASS_CASES)
+def test_tampered_class_boundaries_are_one_line_naming_config_json(class_copy, edit, words):
+    assert lm.load(class_copy).net.config.classes is not None  # the good one loads
+    _set_model(
+        "classes", edit(json.loads((class_copy / "config.json").read_text())["model"]["classes"])
+    )(class_copy)
+    with pytest.raises(ModelFileError) as e:
+        lm.load(class_copy)
+    message = str(e.value)
+    assert message.startswith(f"{class_copy / 'config.json'}: bad 'model' section"), message
+    assert words in message and "\n" not in message
+
+
+def test_class_weights_that_do_not_match_the_boundaries_are_refused(class_copy):
+    """Fewer classes in config.json than the weights have: Vc and cc have the wrong shape."""
+    _set_model("classes", [0, 6, 12])(class_copy)
+    with pytest.raises(
+        ModelFileError, match=r"weights.npz: Vc has shape \(8, 3\), config.json implies \(8, 2\)"
+    ):
+        lm.load(class_copy)
+
+
+def test_full_head_with_class_boundaries_is_refused(copy):
+    _set_model("classes", [0, 12])(copy)
+    with pytest.raises(ModelFileError, match="classes is only for output 'class'"):
+        lm.load(copy)

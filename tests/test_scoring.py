@@ -28,6 +28,7 @@ KINDS = {  # model variants every scoring property is checked on
     "embedding": {"input": "embedding"},
     "gru": {"cell": "gru"},
     "lstm": {"cell": "lstm", "input": "embedding"},
+    "class": {"output": "class", "n_classes": 4},  # one-hot input, class head
 }
 MODELS = {kind: make_model(**options) for kind, options in KINDS.items()}
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
@@ -85,8 +86,12 @@ def test_bos_false_predicts_the_first_word_from_the_output_bias():
 @pytest.mark.parametrize("bos", [True, False])
 def test_sentence_probabilities_sum_to_one(kind, bos):
     """sum of P(s </s>) over all sentences of up to L tokens + P(longer than L) = 1, by
-    enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary."""
-    model = make_model(lines=["a b c"], hidden=6, dtype=np.float64, seed=3, **KINDS[kind])
+    enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary; "class":
+    one-hot input and the class head with 2 classes."""
+    options = {"output": "class", "n_classes": 2} if kind == "class" else KINDS[kind]
+    model = make_model(lines=["a b c"], hidden=6, dtype=np.float64, seed=3, **options)
+    if kind == "class":
+        assert len(model.net.config.classes) == 3
     n_vocab = model.net.config.n_vocab
     assert n_vocab == 6
     tokens = [i for i in range(n_vocab) if i != EOS]
@@ -106,8 +111,10 @@ def test_sentence_probabilities_sum_to_one(kind, bos):
 
 
 @pytest.mark.parametrize("bos", [True, False])
-def test_next_word_distributions_sum_to_one(bos):
-    model = make_model(input="embedding", dtype=np.float64)
+@pytest.mark.parametrize("output", ["full", "class"])
+def test_next_word_distributions_sum_to_one(bos, output):
+    n_classes = 3 if output == "class" else None
+    model = make_model(input="embedding", dtype=np.float64, output=output, n_classes=n_classes)
     net = model.net
     s = scoring.start_state(net, bos)
     for w in model.vocab.encode("the dog saw the cat")[0]:

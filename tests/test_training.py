@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import lm
+from lm import heads
 from lm.checkpoint import load_arrays
 from lm.cli import main
 from lm.data import encode_file
@@ -39,7 +40,10 @@ def start(out, corpus, valid=None, **kw):
         hidden=kw.pop("hidden", 16),
         input=kw.pop("input", "onehot"),
         embed_dim=kw.pop("embed_dim", 0),
+        output=kw.pop("output", "full"),
     )
+    if "n_classes" in kw:
+        mc["n_classes"] = kw.pop("n_classes")
     tc = TrainConfig(**{"batch_size": 4, "bptt": 6, "epochs": 3, **kw})
     return Trainer.start(str(out), corpus, valid, mc, tc, VocabConfig(), show_progress=False)
 
@@ -55,6 +59,38 @@ def test_tiny_model_overfits_tiny_corpus(tmp_path, corpus):
     t.run(log=lambda m: None)
     stream = encode_file(corpus, t.vocab)
     logp, n = evaluate(lm.load(tmp_path / "m").net, stream, independent=False, B=1)
+    assert np.exp(-logp / n) < 1.2
+
+
+@pytest.mark.parametrize(
+    "input",
+    ["onehot", pytest.param("embedding", marks=pytest.mark.slow)],  # ~20 s each
+)
+def test_class_head_overfits_tiny_corpus_and_saves_its_boundaries(tmp_path, corpus, input):
+    """The class head learns as the full head does; its boundaries (cut from the training
+    counts) and weights Vc, cc are saved and loaded; its bias starts at log P(w | class)."""
+    t = start(
+        tmp_path / "m",
+        corpus,
+        hidden=32,
+        epochs=80,
+        lr=0.02,
+        dropout=0.0,
+        input=input,
+        embed_dim=8 if input == "embedding" else 0,
+        output="class",
+        n_classes=4,
+    )
+    stream = encode_file(corpus, t.vocab)
+    counts = np.bincount(stream[1:], minlength=t.vocab.size)
+    assert t.net.config.classes == heads.class_bounds(counts, 4)
+    c_w, c_k = heads.class_log_unigram(counts, t.net.config.classes)
+    np.testing.assert_allclose(t.net.params["c"], c_w, rtol=1e-6)
+    np.testing.assert_allclose(t.net.params["cc"], c_k, rtol=1e-6)
+    t.run(log=lambda m: None)
+    model = lm.load(tmp_path / "m")
+    assert model.net.config.output == "class" and set(model.net.params) >= {"Vc", "cc"}
+    logp, n = evaluate(model.net, stream, independent=False, B=1)
     assert np.exp(-logp / n) < 1.2
 
 
@@ -188,12 +224,25 @@ def interrupt_after(trainer, n_steps):
     trainer._step = counting_step
 
 
-@pytest.mark.parametrize("optimizer, ema", [("adam", 0.0), ("sgd", 0.0), ("adam", 0.9)])
+@pytest.mark.parametrize(
+    "optimizer, ema, output",
+    [
+        ("adam", 0.0, "full"),
+        ("sgd", 0.0, "full"),
+        ("adam", 0.9, "full"),
+        ("adam", 0.0, "class"),
+        ("sgd", 0.0, "class"),
+    ],
+)
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
 def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
-    tmp_path, corpus, optimizer, ema, stop_after
+    tmp_path, corpus, optimizer, ema, output, stop_after
 ):
-    kw = dict(optimizer=optimizer, ema=ema, epochs=4)
+    """With the class head the updates are lazy (sparse): its state is Adam's m, v and t all
+    the same, and a resumed run ends on the same bits."""
+    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output)
+    if output == "class":
+        kw["n_classes"] = 3
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
 
     t = start(tmp_path / "cut", corpus, corpus, **kw)
@@ -346,11 +395,44 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
         ["--activation", "cubic"],
         ["--schedule", "cosine"],
         ["--halvings", "-1"],
+        ["--output", "tree"],
+        ["--output", "class", "--classes", "0"],
+        ["--output", "class", "--classes", "-3"],
+        ["--classes", "5"],
+        ["--output", "full", "--classes", "5"],
     ],
 )
 def test_cli_usage_errors(tmp_path, corpus, args):
     r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *args)
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_cli_classes_beyond_the_vocabulary_is_a_usage_error_naming_the_size(tmp_path, corpus):
+    """The corpus has 25 words (3 specials and 22 words): --classes 25 works, 26 does not."""
+    out = str(tmp_path / "m")
+    r = run_cli("train", corpus, "--out", out, "--output", "class", "--classes", "26")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "--classes" in r.stderr and "1..25 (the vocabulary size), got 26" in r.stderr
+    assert not os.path.exists(out)
+    r = run_cli(
+        "train",
+        corpus,
+        "--out",
+        out,
+        "--output",
+        "class",
+        "--classes",
+        "25",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--batch-size",
+        "4",
+    )
+    assert r.exit_code == 0, r.output
+    assert "(25 classes)" in r.stderr
+    assert json.load(open(os.path.join(out, "config.json")))["model"]["classes"] == list(range(26))
 
 
 def test_cli_refuses_to_overwrite_another_model(tmp_path, corpus):

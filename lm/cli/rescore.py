@@ -17,7 +17,7 @@ import itertools
 import click
 
 from lm import data, nbest
-from lm.cli.common import FiniteFloat, echo_lines, handle_errors
+from lm.cli.common import FiniteFloat, handle_errors
 from lm.cli.score import load_scorer, scoring_options, unk_penalty_option
 
 

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from lm import activations, cells, files, memory
+from lm import activations, cells, files, heads, memory
 from lm.checkpoint import is_model_dir
 from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 from lm.errors import LMError
@@ -67,6 +67,20 @@ POSITIVE = click.IntRange(min=1)
     help="Embedding size with --input embedding [default: --hidden].",
 )
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
+@click.option(
+    "--output",
+    "output",
+    type=click.Choice(heads.NAMES),
+    default="full",
+    show_default=True,
+    help="Output layer: full softmax, or class-factored (much faster at large vocabularies).",
+)
+@click.option(
+    "--classes",
+    "n_classes",
+    type=POSITIVE,
+    help="--output class: the number of word classes [default: about sqrt(vocabulary size)].",
+)
 @click.option(
     "--activation",
     type=click.Choice(activations.TRAINABLE),  # step has no useful derivative
@@ -173,6 +187,8 @@ def command(
     cell,
     embed_dim,
     hidden,
+    output,
+    n_classes,
     activation,
     alpha,
     batch_size,
@@ -211,6 +227,8 @@ def command(
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
         activation = _activation_for(cell, activation)
+        if n_classes is not None and output != "class":
+            raise click.UsageError("--classes is for the class-factored head: add --output class")
         check_rereadable(train_file, "TRAIN_FILE")
         if valid_file is not None:
             check_rereadable(valid_file, "--valid")
@@ -248,16 +266,22 @@ def command(
             activation=activation,
             alpha=alpha,
             cell=cell,
+            output=output,
         )
-        trainer = Trainer.start(
-            out,
-            train_file,
-            valid_file,
-            mc_args,
-            tc,
-            VocabConfig(vocab_size, min_count, lowercase),
-            show_progress=show_progress,
-        )
+        if n_classes is not None:
+            mc_args["n_classes"] = n_classes
+        try:
+            trainer = Trainer.start(
+                out,
+                train_file,
+                valid_file,
+                mc_args,
+                tc,
+                VocabConfig(vocab_size, min_count, lowercase),
+                show_progress=show_progress,
+            )
+        except heads.ClassCountError as e:  # known once the vocabulary is built
+            raise click.BadParameter(str(e), param_hint="--classes") from None
         log(f"vocabulary: {trainer.vocab.size} words; model: {describe_model(trainer.net.config)}")
     try:
         summary = trainer.run(log=log)
@@ -323,7 +347,8 @@ def describe_model(mc) -> str:
     kind = f"embedding {mc.embed_dim}" if mc.input == "embedding" else "one-hot"
     cell = getattr(mc, "cell", None)
     units = f"{mc.hidden} {mc.activation}" + (f" {cell}" if cell and cell != "elman" else "")
-    return f"{kind} input, {units} units, {mc.n_vocab}-word softmax"
+    head = f"class softmax ({len(mc.classes) - 1} classes)" if mc.classes else "softmax"
+    return f"{kind} input, {units} units, {mc.n_vocab}-word {head}"
 
 
 def _activation_for(cell: str, activation: str | None) -> str:

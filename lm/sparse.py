@@ -1,0 +1,99 @@
+"""Sparse gradients: the parts of a parameter that one training window touched.
+
+A window of T*B tokens uses a few hundred rows of a vocabulary-sized input matrix (U or E)
+and, with the class-factored head (``lm.heads.ClassSoftmax``), the column slices of V and c
+of the classes its targets fall in. Their gradients are zero everywhere else, so they travel
+as what is nonzero; the optimisers (``lm.optim``) then update only those parts, and clipping
+and the global norm read only those values.
+
+    Rows   G[index] = values             index (r,) sorted, unique; values (r, k)
+    Cols   G[..., a_i:b_i] = values[..., o_i:o_i + b_i - a_i] for each run i, the runs
+           sorted and disjoint; values (..., sum of the run widths): V (H, n) or c (n,)
+
+Both keep ``shape``, the dense gradient's shape, and ``values``, one array holding every
+nonzero-able element (what clipping scales and the norm sums). ``dense()`` builds the full
+array (for tests and gradient checks; training never does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Array = np.ndarray
+
+
+class Rows:
+    """The gradient of an (n, k) parameter that is zero outside the rows ``index``.
+
+    index : (r,) int, sorted and unique; values : (r, k); shape : (n, k).
+    """
+
+    def __init__(self, index: Array, values: Array, shape: tuple[int, ...]):
+        self.index, self.values, self.shape = index, values, tuple(shape)
+
+    @classmethod
+    def sum_of(cls, ids: Array, rows: Array, n: int) -> Rows:
+        """The gradient of a row gather ``P[ids]``: rows (m, k) of upstream gradient, repeated
+        ids summed (one stable sort and one ``np.add.reduceat``), for an (n, k) parameter."""
+        if len(ids) == 0:
+            return cls(np.zeros(0, dtype=np.int64), rows[:0].copy(), (n, rows.shape[1]))
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        return cls(
+            sorted_ids[starts], np.add.reduceat(rows[order], starts, axis=0), (n, rows.shape[1])
+        )
+
+    def dense(self) -> Array:
+        G = np.zeros(self.shape, dtype=self.values.dtype)
+        G[self.index] = self.values
+        return G
+
+
+class Cols:
+    """The gradient of a (..., n) parameter that is zero outside column runs [a_i, b_i).
+
+    runs : (R, 2) int [a_i, b_i), sorted, disjoint, non-empty; values : (..., width) with
+    width = sum of b_i - a_i, run i stored at offsets[i]:offsets[i] + b_i - a_i;
+    shape : the parameter's shape (..., n).
+    """
+
+    def __init__(self, runs: Array, values: Array, shape: tuple[int, ...]):
+        self.runs, self.values, self.shape = runs, values, tuple(shape)
+        self.offsets = np.r_[0, np.cumsum(runs[:, 1] - runs[:, 0])[:-1]].astype(np.int64)
+
+    def parts(self):
+        """(a, b, o) for each run: G[..., a:b] = values[..., o:o + b - a]."""
+        return zip(self.runs[:, 0].tolist(), self.runs[:, 1].tolist(), self.offsets.tolist())
+
+    def dense(self) -> Array:
+        G = np.zeros(self.shape, dtype=self.values.dtype)
+        for a, b, o in self.parts():
+            G[..., a:b] = self.values[..., o : o + b - a]
+        return G
+
+
+def merge_runs(starts: Array, ends: Array) -> Array:
+    """Sorted, non-empty ranges [starts_i, ends_i) with ends_i <= starts_{i+1}, merged where
+    they touch: (R, 2) int64 runs."""
+    if len(starts) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    new = np.r_[True, starts[1:] != ends[:-1]]  # a run begins where the last one did not end
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:], len(starts)] - 1
+    return np.stack([starts[first], ends[last]], axis=1).astype(np.int64)
+
+
+def is_sparse(g) -> bool:
+    return isinstance(g, (Rows, Cols))
+
+
+def values(g) -> Array:
+    """The array that holds every element a gradient can have nonzero (the array itself when
+    dense): what clipping scales in place and the global norm sums."""
+    return g.values if is_sparse(g) else g
+
+
+def dense(g) -> Array:
+    """The full array of a gradient, sparse or not."""
+    return g.dense() if is_sparse(g) else g

@@ -1,0 +1,42 @@
+"""lm.sparse: the sparse gradients equal the dense arrays they stand for."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lm import inputs, sparse
+
+
+def test_rows_sum_repeated_ids_as_a_scatter_add(rng):
+    ids = rng.integers(0, 9, 40)
+    rows = rng.normal(size=(40, 3))
+    g = sparse.Rows.sum_of(ids, rows, 9)
+    expected = np.zeros((9, 3))
+    np.add.at(expected, ids, rows)
+    np.testing.assert_array_equal(g.index, np.unique(ids))
+    np.testing.assert_allclose(g.dense(), expected, rtol=1e-12)
+    np.testing.assert_array_equal(inputs.scatter_rows(ids, rows, 9), g.dense())
+    empty = sparse.Rows.sum_of(ids[:0], rows[:0], 9)
+    assert empty.values.shape == (0, 3) and not empty.dense().any()
+
+
+def test_cols_place_each_run_at_its_offset():
+    values = np.arange(2 * 5, dtype=float).reshape(2, 5)  # runs [1, 3) and [6, 9)
+    g = sparse.Cols(np.array([[1, 3], [6, 9]]), values, (2, 10))
+    expected = np.zeros((2, 10))
+    expected[:, 1:3], expected[:, 6:9] = values[:, :2], values[:, 2:]
+    np.testing.assert_array_equal(g.dense(), expected)
+    c = sparse.Cols(np.array([[1, 3], [6, 9]]), values[0], (10,))
+    np.testing.assert_array_equal(c.dense(), expected[0])
+    assert list(g.parts()) == [(1, 3, 0), (6, 9, 2)]
+
+
+def test_merge_runs_joins_ranges_that_touch():
+    runs = sparse.merge_runs(np.array([0, 3, 7, 9, 12]), np.array([3, 5, 9, 10, 15]))
+    np.testing.assert_array_equal(runs, [[0, 5], [7, 10], [12, 15]])
+    assert sparse.merge_runs(np.array([], int), np.array([], int)).shape == (0, 2)
+
+
+def test_values_and_dense_pass_arrays_through():
+    a = np.ones(3)
+    assert sparse.values(a) is a and sparse.dense(a) is a and not sparse.is_sparse(a)
