@@ -62,51 +62,23 @@ def run_schedule(trainer, valid_ppls):
     """Feed validation perplexities to the schedule; one (lr after, accepted, done) each."""
     out = []
     for ppl in valid_ppls:
-        if trainer.state.done:
+        if trainer.progress.done:
             break
-        record = trainer._schedule(ppl)
-        out.append((trainer.state.lr, record["accepted"], trainer.state.done))
+        record = trainer._judge(ppl)
+        out.append((trainer.progress.lr, record["accepted"], trainer.progress.done))
     return out
-
-
-# min_improvement 1.01: 100 -> 99.5 is a plateau (improved, but by less than 1%)
-PPLS = [100, 90, 89.5, 85, 84.5, 84.4, 80]
-
-
-def test_mikolov_schedule_halves_every_epoch_after_first_plateau(tmp_path, corpus):
-    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01)
-    assert run_schedule(t, PPLS) == [
-        (1.0, True, False),
-        (1.0, True, False),
-        (0.5, True, False),  # 90 -> 89.5: first plateau, halving starts
-        (0.25, True, False),  # improved a lot, but halving goes on every epoch
-        (0.25, True, True),  # 85 -> 84.5: the next plateau ends training
-    ]
-
-
-def test_plateau_schedule_halves_only_at_plateaus_and_stops_after_halvings(tmp_path, corpus):
-    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01, schedule="plateau", halvings=2)
-    assert run_schedule(t, PPLS) == [
-        (1.0, True, False),
-        (1.0, True, False),
-        (0.5, True, False),  # plateau 1
-        (0.5, True, False),  # a real improvement keeps the rate
-        (0.25, True, False),  # plateau 2
-        (0.25, True, True),  # plateau 3, after 2 halvings: stop
-    ]
-    assert t.state.halvings == 2
 
 
 def test_worse_epoch_is_rolled_back_and_counts_as_plateau(tmp_path, corpus):
     t = start(tmp_path / "m", corpus, lr=1.0, schedule="plateau", halvings=3)
     best = {k: v.copy() for k, v in t.net.params.items()}
-    t._schedule(50.0)
+    t._judge(50.0)
     for v in t.net.params.values():
         v += 1.0  # this epoch's weights
     assert run_schedule(t, [60.0]) == [(0.5, False, False)]
     for k, v in best.items():
         np.testing.assert_array_equal(t.net.params[k], v)
-    assert t.state.best_ppl == 50.0
+    assert t.progress.best_ppl == 50.0
 
 
 def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, corpus):
@@ -117,33 +89,33 @@ def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, co
 
     def update_and_follow(params, grads):
         real_update(params, grads)
-        n = t.state.updates  # updates before this one
+        n = t.progress.updates  # updates before this one
         rate = 1 - min(d, (1 + n) / (10 + n))
         for k, theta in params.items():
             bar[k] += rate * (theta - bar[k])
 
     t.opt.update = update_and_follow
     t.run(log=lambda m: None)
-    assert t.state.updates == 11
+    assert t.progress.updates == 11
     saved = weights(tmp_path / "m")
     for k, v in bar.items():
-        np.testing.assert_allclose(t.ema[k], v, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(saved[k], t.ema[k])  # no --valid: the average is kept
-        assert not np.array_equal(t.ema[k], t.net.params[k])
+        np.testing.assert_allclose(t.average.params[k], v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(saved[k], t.average.params[k])  # no --valid: the average is kept
+        assert not np.array_equal(t.average.params[k], t.net.params[k])
 
 
 def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
     t = start(tmp_path / "m", corpus, corpus, ema=0.99, epochs=1)
     t.run(log=lambda m: None)
-    averaged = evaluate(RNNLM(t.net.config, t.ema), encode_file(corpus, t.vocab), False)
-    assert t.state.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
-    for v in [*t.net.params.values(), *t.ema.values()]:
+    averaged = evaluate(RNNLM(t.net.config, t.average.params), encode_file(corpus, t.vocab), False)
+    assert t.progress.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
+    for v in [*t.net.params.values(), *t.average.params.values()]:
         v += 1.0  # a bad epoch
-    [(_, accepted, done)] = run_schedule(t, [t.state.best_ppl * 2])
+    [(_, accepted, done)] = run_schedule(t, [t.progress.best_ppl * 2])
     assert not accepted and not done
     for k, v in t.best_params.items():
         np.testing.assert_array_equal(t.net.params[k], v)
-        np.testing.assert_array_equal(t.ema[k], v)
+        np.testing.assert_array_equal(t.average.params[k], v)
 
 
 @pytest.mark.parametrize(

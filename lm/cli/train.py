@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
+from click.core import ParameterSource
 
 from lm import activations
-from lm.checkpoint import is_model_dir
 from lm.cli.common import handle_errors
-from lm.errors import LMError
+from lm.trainconfig import RESUMABLE, FieldError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
 POSITIVE = click.IntRange(min=1)
@@ -180,14 +179,29 @@ def command(
     as_json,
     quiet,
 ):
-    """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR."""
+    """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR.
+
+    With --resume DIR, continue the run checkpointed there, as it was set up: only --epochs,
+    --max-minutes, --checkpoint-minutes, --lr (the rate from the next update on) and --on-nan
+    may be given (they are applied and recorded in log.jsonl), and --force to go on after
+    the training or validation file changed. Any other option is a usage error.
+    """
 
     def log(msg):
         click.echo(msg, err=True)
 
+    ctx = click.get_current_context()
+    given = [p for p in ctx.command.params if _given(ctx, p.name)]
     if resume:
-        trainer = Trainer.resume(resume, show_progress=not quiet)
-        log(f"resuming {resume} at epoch {trainer.state.epoch + 1}, window {trainer.state.window}")
+        fixed = [p for p in given if p.name not in (*RESUMABLE, *_RESUME_FLAGS)]
+        if fixed:
+            names = ", ".join(_option_name(p) for p in fixed)
+            raise click.UsageError(
+                f"--resume continues the run as it was set up; these cannot change: {names} "
+                "(--epochs, --max-minutes, --checkpoint-minutes, --lr and --on-nan can)"
+            )
+        changes = {p.name: ctx.params[p.name] for p in given if p.name in RESUMABLE}
+        trainer = Trainer.resume(resume, show_progress=not quiet, changes=changes, force=force)
     else:
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
@@ -197,31 +211,31 @@ def command(
                 "descent needs a derivative",
                 param_hint="--activation",
             )
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise LMError(f"{out}: exists and is not a directory")
-        if is_model_dir(out) and not force:
-            raise LMError(f"{out}: already holds a model; use --force to overwrite it")
-        tc = TrainConfig(
-            batch_size=batch_size,
-            bptt=bptt,
-            truncate=truncate,
-            optimizer=optimizer,
-            lr=lr,
-            epochs=epochs,
-            min_improvement=min_improvement,
-            schedule=schedule,
-            halvings=halvings,
-            clip_norm=clip_norm,
-            clip_value=clip_value,
-            ema=ema,
-            l2=l2,
-            dropout=dropout,
-            independent=independent,
-            seed=seed,
-            checkpoint_minutes=checkpoint_minutes,
-            max_minutes=max_minutes,
-            on_nan=on_nan,
-        )
+        try:
+            tc = TrainConfig(
+                batch_size=batch_size,
+                bptt=bptt,
+                truncate=truncate,
+                optimizer=optimizer,
+                lr=lr,
+                epochs=epochs,
+                min_improvement=min_improvement,
+                schedule=schedule,
+                halvings=halvings,
+                clip_norm=clip_norm,
+                clip_value=clip_value,
+                ema=ema,
+                l2=l2,
+                dropout=dropout,
+                independent=independent,
+                seed=seed,
+                checkpoint_minutes=checkpoint_minutes,
+                max_minutes=max_minutes,
+                on_nan=on_nan,
+            )
+            vc = VocabConfig(vocab_size, min_count, lowercase)
+        except FieldError as e:
+            raise click.BadParameter(str(e), param_hint="--" + e.field.replace("_", "-")) from None
         mc_args = dict(
             hidden=hidden,
             input=input_kind,
@@ -230,20 +244,47 @@ def command(
             alpha=alpha,
         )
         trainer = Trainer.start(
-            out,
-            train_file,
-            valid_file,
-            mc_args,
-            tc,
-            VocabConfig(vocab_size, min_count, lowercase),
-            show_progress=not quiet,
+            out, train_file, valid_file, mc_args, tc, vc, show_progress=not quiet, force=force
         )
-        log(f"vocabulary: {trainer.vocab.size} words; model: {trainer.net.config}")
+        log(f"vocabulary: {trainer.vocab.size:,} words; model: {_describe_model(trainer.net)}")
     try:
         summary = trainer.run(log=log)
     except Interrupted as e:
         click.echo(f"lm: {e}", err=True)
         sys.exit(130)
-    log(f"best valid ppl {summary['valid_ppl']}; model in {summary['out']}")
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+        click.echo(f"lm: interrupted again: stopped at once; {trainer.kept_note()}", err=True)
+        sys.exit(130)
+    ppl = summary["valid_ppl"]
+    if ppl is not None:
+        best = f"{ppl:.2f}"
+    else:
+        best = "none (no --valid)" if trainer.progress.valid_path is None else "none"
+    log(f"best valid ppl {best}; model in {summary['out']}")
     if as_json:
         click.echo(json.dumps(summary))
+
+
+# options that may come with --resume besides RESUMABLE's
+_RESUME_FLAGS = ("resume", "force", "quiet", "as_json")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """The user gave this parameter (on the command line or through the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        ParameterSource.DEFAULT,
+        ParameterSource.DEFAULT_MAP,
+    )
+
+
+def _option_name(param: click.Parameter) -> str:
+    return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+
+
+def _describe_model(net) -> str:
+    """One line for a person: "one-hot input, 200 tanh units, 2,369,393 parameters"."""
+    mc = net.config
+    n_params = sum(int(p.size) for p in net.params.values())
+    kind = "one-hot input" if mc.input == "onehot" else f"{mc.embed_dim}-dim embedding input"
+    return f"{kind}, {mc.hidden} {mc.activation} units, {n_params:,} parameters"
