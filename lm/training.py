@@ -475,11 +475,11 @@ class Trainer:
         if st.done:
             return f"the {tc.schedule} schedule ended training after epoch {st.epoch}"
         if st.epoch >= tc.epochs:
-            return f"{st.epoch} epochs done (--epochs {tc.epochs}); give a larger --epochs"
+            return f"--epochs {tc.epochs} reached; give a larger --epochs to train on"
         if self._time_is_up(time.perf_counter()):
             return (
-                f"--max-minutes {tc.max_minutes:g} used up ({st.seconds / 60:.1f} min trained); "
-                "give a larger --max-minutes"
+                f"--max-minutes {tc.max_minutes:g} used up ({st.seconds / 60:.2f} min trained); "
+                "give a larger --max-minutes to train on"
             )
         return None
 
@@ -501,23 +501,24 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0 = time.perf_counter()
-        for i, x, y in windows(columns, T, start=st.window):
-            if self._time_is_up(t0):
-                break
-            self._step(x, y, i)
-            st.window = i + 1
-            bar.update(x.size)
-            ppl = perplexity(st.epoch_loss, st.epoch_tokens)
-            bar.set_postfix(ppl=f"{ppl:.1f}", refresh=False)
-            if self._stop_signal is not None:
-                bar.close()
-                self._account(t0)
-                self._pause()
-            if time.monotonic() - self._last_checkpoint > 60 * tc.checkpoint_minutes:
-                self._account(t0)
-                t0 = time.perf_counter()
-                self.save_resume()
-        bar.close()
+        try:  # closed on any exception too, so that an error message starts a clean line
+            for i, x, y in windows(columns, T, start=st.window):
+                if self._time_is_up(t0):
+                    break
+                self._step(x, y, i)
+                st.window = i + 1
+                bar.update(x.size)
+                ppl = perplexity(st.epoch_loss, st.epoch_tokens)
+                bar.set_postfix(ppl=f"{ppl:.1f}", refresh=False)
+                if self._stop_signal is not None:
+                    self._account(t0)
+                    self._pause()
+                if time.monotonic() - self._last_checkpoint > 60 * tc.checkpoint_minutes:
+                    self._account(t0)
+                    t0 = time.perf_counter()
+                    self.save_resume()
+        finally:
+            bar.close()
         self._account(t0)
         self._end_epoch(valid, log)
 
@@ -662,10 +663,11 @@ def _apply_changes(tc: TrainConfig, progress: Progress, changes: dict):
     """Apply the resume-time ``changes`` ({field: value}, fields of RESUMABLE) to ``tc`` (a
     new TrainConfig) and ``progress`` (lr: the rate from the next update on); record them in
     ``progress.changes`` as {field: [old, new]}. Returns (tc, {field: (old, new)})."""
+    unknown = sorted(set(changes) - set(RESUMABLE))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} cannot change when a run is resumed")
     changed = {}
-    for name, value in changes.items():
-        if name not in RESUMABLE:
-            raise ValueError(f"{name} cannot change when a run is resumed")
+    for name, value in ((k, changes[k]) for k in RESUMABLE if k in changes):
         old = progress.lr if name == "lr" else getattr(tc, name)
         if value == old:
             continue
