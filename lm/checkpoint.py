@@ -459,10 +459,10 @@ def fingerprint(path) -> dict | None:
     not grow with the file); None for anything else (stdin or a pipe cannot be read twice, so
     cannot be checked, and a file that is gone has no fingerprint)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: a FIFO's open blocks
+            return None
         with open(path, "rb") as f:
             info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return None
             digest = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16))
     except OSError:
         return None

@@ -246,13 +246,7 @@ def test_fingerprint_is_size_and_hash_of_a_regular_file(tmp_path):
 def test_a_pipe_has_no_fingerprint(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    writer = subprocess.Popen(["sh", "-c", f"echo hi > '{fifo}'"])
-    try:
-        assert checkpoint.fingerprint(fifo) is None
-    finally:
-        with open(fifo, "rb") as f:  # let the writer finish, if it is still waiting
-            f.read()
-        writer.wait(timeout=30)
+    assert checkpoint.fingerprint(fifo) is None  # at once: it does not wait for a writer
 
 
 def trained(tmp_path, corpus, *extra):
