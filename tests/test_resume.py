@@ -497,3 +497,14 @@ def test_start_refuses_a_file_as_out_before_locking(tmp_path, corpus):
     (tmp_path / "file").write_text("x")
     with pytest.raises(LMError, match="exists and is not a directory"):
         start(tmp_path / "file", corpus)
+
+
+def test_help_says_which_options_may_change_on_resume():
+    from lm.trainconfig import RESUMABLE
+
+    text = " ".join(run("train", "--help").stdout.split())
+    start = text.index("With --resume DIR, continue the run checkpointed there, as it was set up:")
+    paragraph = text[start : text.index("Options:")]
+    for name in RESUMABLE:
+        assert f"--{name.replace('_', '-')}" in paragraph
+    assert "Any other option is a usage error." in paragraph
