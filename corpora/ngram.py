@@ -12,14 +12,21 @@ sequences of words; do not add ``<s>`` or ``</s>`` yourself:
 
     good: model.logprob("the dog sleeps")
     bad:  model.logprob("<s> the dog sleeps </s>")   # scores two extra <unk> words
+
+``KneserNeyBigram.write_arpa(path)`` writes the fitted bigram as an ARPA file that KenLM (and
+so ``lm score --ngram``) reads, with the same probabilities: the demo and the tests need no
+external n-gram toolkit.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+
+from lm.metrics import perplexity
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 
@@ -32,7 +39,7 @@ def words_of(sentence: Sentence) -> list[str]:
 
 def corpus_perplexity(total_logprob: float, n_words: int, n_sentences: int) -> float:
     """exp(-total / (words + sentences)); ``total_logprob`` is a natural-log sum."""
-    return math.exp(-total_logprob / (n_words + n_sentences))
+    return perplexity(total_logprob, n_words + n_sentences)
 
 
 class _Model:
@@ -142,6 +149,59 @@ class KneserNeyBigram(_Model):
         D = self.discount_
         seen = max(self.bigrams_[(context, word)] - D, 0.0) / c_v
         return seen + D * self.followers_[context] / c_v * self.continuation_prob(word)
+
+    def backoff_weight(self, context: str) -> float:
+        """The mass P(. | context) gives to P_cont: D N1+(v .) / c(v), or 1 for an unseen v.
+
+        P(w | v) = (seen part) + backoff_weight(v) P_cont(w), and the seen part is zero for
+        every w never seen after v, so an ARPA file that lists the seen bigrams with their
+        full interpolated probability and gives v this backoff weight defines exactly the same
+        distribution (which therefore still sums to 1).
+        """
+        c_v = self.context_counts_[context]
+        return self.discount_ * self.followers_[context] / c_v if c_v else 1.0
+
+    def arpa_lines(self) -> Iterator[str]:
+        """The model as ARPA text, line by line (log10 probabilities and backoff weights).
+
+        Unigrams: every vocabulary word with log10 P_cont(w) and its backoff weight, plus
+        ``<s>`` with the pseudo-zero probability -99 (it is only ever a context). Bigrams:
+        every (v, w) seen in training, v possibly ``<s>``, with log10 P(w | v). Words are in
+        sorted order, so the file does not depend on the order of the training sentences.
+        """
+        contexts = sorted({v for v, _ in self.bigrams_})
+        bigrams = sorted(self.bigrams_)
+        yield "\\data\\"
+        yield f"ngram 1={len(self.vocab_) + 1}"
+        yield f"ngram 2={len(bigrams)}"
+        yield ""
+        yield "\\1-grams:"
+        known = set(contexts)
+        for w in sorted([BOS, *self.vocab_]):
+            prob = -99.0 if w == BOS else math.log10(self.continuation_prob(w))
+            if w in known:
+                yield f"{prob:.9g}\t{w}\t{math.log10(self.backoff_weight(w)):.9g}"
+            else:
+                yield f"{prob:.9g}\t{w}"
+        yield ""
+        yield "\\2-grams:"
+        for v, w in bigrams:
+            yield f"{math.log10(self.prob(w, v)):.9g}\t{v} {w}"
+        yield ""
+        yield "\\end\\"
+
+    def write_arpa(self, path: str | os.PathLike) -> None:
+        """Write ``arpa_lines()`` to ``path`` (UTF-8, atomically: a temporary file renamed).
+
+        Good: ``KneserNeyBigram().fit(lines).write_arpa("bigram.arpa")``, then
+        ``lm score MODEL --ngram bigram.arpa --ngram-weight 0.3``.
+        Bad: ``KneserNeyBigram().write_arpa("x.arpa")``: not fitted (AttributeError).
+        """
+        from lm.checkpoint import atomic_write
+
+        with atomic_write(path, "wb") as f:
+            for line in self.arpa_lines():
+                f.write(line.encode("utf-8") + b"\n")
 
 
 def unigram_perplexity(train: Iterable[Sentence], test: Iterable[Sentence]) -> float:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,9 @@ import numpy as np
 from tqdm import tqdm
 
 from corpora.text import check_outdir, write_atomic
+from lm import files, memory
 from lm.errors import DataError
+from lm.metrics import LN10, perplexity
 
 Array = np.ndarray
 
@@ -584,6 +585,9 @@ class _WordLists:
 # Corpora and their oracle.
 
 
+BYTES_PER_TOKEN = 100  # peak memory while sampling and writing (measured: about 150)
+
+
 def split_budgets(tokens: int) -> dict[str, int]:
     """Words per split for a corpus of ``tokens`` words (90/5/5)."""
     if tokens < MIN_TOKENS:
@@ -612,8 +616,8 @@ def corpus_stats(logprobs: Array, sentences: Sequence[Array]) -> dict:
     words = int(sum(len(s) for s in sentences))
     total = float(np.sum(logprobs))
     return {
-        "ppl": math.exp(-total / (words + len(sentences))),
-        "log10prob": total / math.log(10),
+        "ppl": perplexity(total, words + len(sentences)),
+        "log10prob": total / LN10,
         "sentences": len(sentences),
         "words": words,
     }
@@ -640,7 +644,9 @@ def generate(
     }
     total = sum(len(s) for s in ids.values())
     stats = {}
-    with tqdm(total=total, desc="oracle", unit="sent", disable=not progress) as bar:
+    with tqdm(
+        total=total, desc="oracle", unit="sent", disable=not files.show_progress(progress)
+    ) as bar:
         for name, sentences in ids.items():
             stats[name] = corpus_stats(source.log_prob(sentences, progress=bar), sentences)
     vocab = source.vocab
@@ -681,6 +687,7 @@ def build(
     """
     outdir = Path(outdir)
     split_budgets(tokens)  # fail before any work
+    memory.require(tokens * BYTES_PER_TOKEN, f"a synthetic corpus of {tokens} words")
     check_outdir(outdir, force)
     splits, info = generate(tokens, seed, config, progress)
     for name, lines in splits.items():

@@ -30,15 +30,15 @@ import json
 import os
 import platform
 import re
-import secrets
 import sysconfig
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
+from lm import files
 from lm.errors import DataError
 
 FORMAT_VERSION = 1
@@ -113,45 +113,13 @@ def check_outdir(outdir: Path, force: bool) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path`` (so a
-    reader never sees half a file). The file gets the usual permissions (0666 less umask)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """Write ``text`` through ``lm.files.atomic_write`` (a temporary file beside ``path``,
+    fsynced and renamed over it, with the usual 0666-less-umask permissions); DataError
+    naming the file when the system refuses."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with open(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as e:  # also Ctrl-C: leave no temporary file behind
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise DataError(f"{path}: cannot write ({e.strerror or e})") from None
-        raise
-
-
-def read_text(path: Path) -> str:
-    """A whole UTF-8 text file; DataError naming the file (and line) if it cannot be used."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, not a text file")
-    try:
-        data = path.read_bytes()
+        files.write_text(path, text)
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column})"
-        ) from None
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise DataError(f"{path}: empty file")
-    return text
+        raise DataError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def write_corpus(outdir: Path, splits: dict[str, list[str]], meta: dict) -> None:
@@ -187,19 +155,28 @@ def prepare(
     """Normalise a raw UTF-8 text file line by line, de-duplicate, split, write; return meta.
 
     Every input line is one corpus line (a play's verse lines and speaker names stay lines of
-    their own); lines that are empty after normalisation are dropped.
+    their own); lines that are empty after normalisation are dropped. The file is read by
+    ``lm.files.read_lines`` (streamed; gzip or not; a BOM dropped; a cap on the line length;
+    errors naming the line).
     """
     raw, outdir = Path(raw), Path(outdir)
-    text = read_text(raw)
-    check_outdir(outdir, force)
-    raw_lines = text.splitlines()
+    raw_lines = files.read_lines(raw)  # fails here if the file cannot be opened
+    counts = {"input": 0, "text": 0}
     lines = [
         normalise(line)
-        for line in tqdm(raw_lines, desc="normalise", unit="line", disable=not progress)
+        for line in tqdm(
+            _physical_lines(raw_lines, counts),
+            desc="normalise",
+            unit="line",
+            disable=not files.show_progress(progress),
+        )
     ]
+    if not counts["text"]:
+        raise DataError(f"{raw}: empty file")
     lines = [line for line in lines if line]
     if not lines:
         raise DataError(f"{raw}: no words left after cleaning")
+    check_outdir(outdir, force)  # after reading: a bad line leaves no directory behind
     unique = dedupe(lines)
     splits = split_lines(unique)
     _finish(splits, str(raw), len(unique))
@@ -209,12 +186,23 @@ def prepare(
         splits,
         duplicates=len(lines) - len(unique),
         source=str(raw),
-        source_sha256=hashlib.sha256(raw.read_bytes()).hexdigest(),
-        input_lines=len(raw_lines),
+        source_sha256=files.sha256_file(raw),
+        input_lines=counts["input"],
         nonempty_lines=len(lines),
     )
     write_corpus(outdir, splits, meta)
     return meta
+
+
+def _physical_lines(lines: Iterable[str], counts: dict) -> Iterator[str]:
+    """The lines of ``lines`` split again at the other line boundaries ``str.splitlines``
+    knows (form feed, U+2028, ...), counting them in ``counts["input"]`` and the ones that
+    are not only white space in ``counts["text"]``."""
+    for line in lines:
+        for part in line.splitlines() or [""]:
+            counts["input"] += 1
+            counts["text"] += bool(part.strip())
+            yield part
 
 
 def corpus_meta(corpus: str, unit: str, splits: dict, duplicates: int, **source) -> dict:
@@ -242,11 +230,11 @@ _DOC_NODES = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 
 def stdlib_files(stdlib: Path) -> list[Path]:
     """Every .py file under the standard library directory, sorted, without installed packages."""
-    files = []
+    found = []
     for root, dirs, names in os.walk(stdlib):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        files.extend(Path(root) / n for n in sorted(names) if n.endswith(".py"))
-    return files
+        found.extend(Path(root) / n for n in sorted(names) if n.endswith(".py"))
+    return found
 
 
 def file_docstrings(path: Path) -> list[str] | None:
@@ -340,12 +328,13 @@ def build_pydoc(
     if not stdlib.is_dir():
         raise DataError(f"{stdlib}: no such directory")
     check_outdir(outdir, force)
-    files = stdlib_files(stdlib)
-    if not files:
+    sources = stdlib_files(stdlib)
+    if not sources:
         raise DataError(f"{stdlib}: no Python files found")
     lines: list[str] = []
     skipped = n_docs = 0
-    for path in tqdm(files, desc="docstrings", unit="file", disable=not progress):
+    bar = tqdm(sources, desc="docstrings", unit="file", disable=not files.show_progress(progress))
+    for path in bar:
         docs = file_docstrings(path)
         if docs is None:
             skipped += 1
@@ -367,7 +356,7 @@ def build_pydoc(
         python=platform.python_version(),
         implementation=platform.python_implementation(),
         stdlib=str(stdlib),
-        files=len(files),
+        files=len(sources),
         files_skipped=skipped,
         docstrings=n_docs,
         help_topics=len(topics),

@@ -57,10 +57,6 @@ class Activation:
         return self.forward(a)
 
 
-def _step_derivative_error(a: Array, s: Array) -> Array:  # pragma: no cover - never called
-    raise TrainingError("step has no useful derivative")
-
-
 def get(name: str, alpha: float = 0.01) -> Activation:
     """The activation called ``name`` (one of ``NAMES``); ``alpha`` is leaky ReLU's slope."""
     if name == "step":
@@ -82,7 +78,8 @@ def get(name: str, alpha: float = 0.01) -> Activation:
 
 
 def require_trainable(act: Activation) -> None:
-    """Raise a TrainingError explaining why an activation without a derivative cannot be trained."""
+    """Raise a TrainingError explaining why an activation without a derivative cannot be
+    trained (the one place that says so: every recurrent cell is built through it)."""
     if not act.trainable:
         raise TrainingError(
             f"activation {act.name!r} cannot be trained: its derivative is 0 almost everywhere "
@@ -92,4 +89,4 @@ def require_trainable(act: Activation) -> None:
 
 
 NAMES = ("step", "sigmoid", "tanh", "relu", "leaky_relu")
-TRAINABLE = ("sigmoid", "tanh", "relu", "leaky_relu")
+TRAINABLE = tuple(n for n in NAMES if get(n).trainable)  # what a cell can be built with

@@ -16,10 +16,15 @@ A model directory is a model once ``config.json`` exists: training writes ``conf
 directory that ``load_model`` refuses (with a message saying so, when it holds a
 ``resume.npz`` to continue from) and that a new run may overwrite without ``--force``.
 
-Every file is written to a temporary file in DIR and renamed over the old one, so a crash or
-``kill -9`` at any moment leaves either the old or the new file, never half of one. A process
-killed between the two steps leaves its temporary file (``.tmp-XXXXXXXX-NAME``) behind; loading
-never reads such files, and ``remove_temp_files`` deletes them (training does, when it starts).
+Every file is written to a temporary file in DIR and renamed over the old one
+(``lm.files.atomic_write``, importable from here too), so a crash or ``kill -9`` at any moment
+leaves either the old or the new file, never half of one. A process killed between the two
+steps leaves its temporary file (``.tmp-XXXXXXXX-NAME``) behind; loading never reads such
+files, and ``remove_temp_files`` deletes them (training does, when it starts).
+
+Reading an .npz (``load_arrays``) checks the zip directory and every member's .npy header
+against what the config implies before inflating anything, so a forged or oversized member
+is refused without allocating for it.
 """
 
 from __future__ import annotations
@@ -28,47 +33,24 @@ import fcntl
 import hashlib
 import json
 import math
-import numbers
 import os
-import re
 import stat
-import tempfile
 import zipfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lm import activations
+from lm import memory
+from lm.checks import is_int
 from lm.errors import LMError, ModelFileError
-from lm.model import RNNLM, ModelConfig
+from lm.files import atomic_write, remove_temp_files  # the one atomic writer (lm.files)
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 from lm.trainconfig import Progress, TrainConfig, VocabConfig, from_dict
 
 FORMAT_VERSION = 1
 Array = np.ndarray
-_TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]{8}-.+")  # what atomic_write's mkstemp call creates
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file next to ``path``; on success fsync it and rename it over ``path``.
-    On any error the temporary file is removed and ``path`` is untouched."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def save_json(path, obj) -> None:
@@ -82,24 +64,138 @@ def save_arrays(path, arrays: dict[str, Array]) -> None:
         np.savez(f, **arrays)
 
 
-def load_arrays(path) -> dict[str, Array]:
-    """Arrays of an .npz file, refusing pickled (object) arrays; errors name the file."""
+def load_arrays(
+    path, expected: dict | None = None, max_bytes: int | None = None
+) -> dict[str, Array]:
+    """The arrays of an .npz file, each member checked before any data is inflated.
+
+    The zip directory and every member's .npy header (shape, dtype) are read first; nothing
+    is allocated for a member until all of them pass. Refused, each with its own one-line
+    ModelFileError naming the file (and the member):
+
+    - a file that is not a zip archive (or a lone .npy array), or a truncated or corrupt one;
+    - a member that is not a .npy array (name or magic), a repeated member name;
+    - object arrays (pickles), which lm never loads;
+    - a header that declares more data than its member holds, or less (a forged size);
+    - with ``expected`` ({name: (shape, dtype)}, either may be None for "any"): a name not
+      in it ("unexpected arrays"), a name missing from the file ("missing arrays"), another
+      shape or dtype;
+    - arrays that together declare more than ``max_bytes`` (default: the memory available
+      now, see ``lm.memory``).
+
+    Good: ``load_arrays("m/weights.npz", expected={"W": ((8, 8), np.float32), ...})``.
+    Bad: ``np.load("m/weights.npz")[name]``: inflates whatever a member declares.
+    """
     path = os.fspath(path)
     _require_file(path)
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy array
-            raise ModelFileError(f"{path}: one .npy array, not an .npz archive of named arrays")
-        with z:
-            return {k: z[k] for k in z.files}
-    except ValueError as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise ModelFileError(
-                f"{path}: holds object arrays (pickles), which lm never loads"
-            ) from None
-        raise ModelFileError(f"{path}: unreadable ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+            f.seek(0)
+            _check_zip_head(path, head)
+            with zipfile.ZipFile(f) as zf:
+                members = _inspect_members(path, zf, expected)
+                total = sum(nbytes for _, _, nbytes in members.values())
+                limit = memory.available_bytes() if max_bytes is None else max_bytes
+                if limit is not None and total > limit:
+                    raise ModelFileError(
+                        f"{path}: its arrays declare {memory.format_bytes(total)}, more than "
+                        f"the {memory.format_bytes(limit)} of memory available"
+                    )
+                out = {}
+                for name, (info, _, _) in members.items():
+                    with zf.open(info) as m:
+                        out[name] = np.lib.format.read_array(m, allow_pickle=False)
+                return out
+    except ModelFileError:
+        raise
+    except ValueError as e:  # read_array: fewer bytes than the header said
+        raise ModelFileError(f"{path}: truncated or corrupt ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError) as e:
         raise ModelFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e})") from None
+
+
+def expected_arrays(mc: ModelConfig, prefix: str = "") -> dict[str, tuple]:
+    """``load_arrays``'s ``expected`` for a model's parameters: {prefix + name: (shape,
+    float32)}."""
+    return {prefix + k: (shape, np.float32) for k, shape in mc.param_shapes().items()}
+
+
+def _check_zip_head(path: str, head: bytes) -> None:
+    if not head:
+        raise ModelFileError(f"{path}: empty file (truncated or corrupt)")
+    if head.startswith(_NPY_MAGIC):
+        raise ModelFileError(f"{path}: one .npy array, not an .npz archive of named arrays")
+    if not head.startswith(b"PK"):  # every zip file starts with a "PK" record
+        raise ModelFileError(
+            f"{path}: not an .npz archive (not a zip file: it starts with {head[:4]!r})"
+        )
+
+
+def _inspect_members(path: str, zf: zipfile.ZipFile, expected: dict | None) -> dict:
+    """{array name: (ZipInfo, header_end, data bytes)} after checking every member's name
+    and .npy header (module docstring of ``load_arrays``); reads only the headers."""
+    members: dict[str, tuple] = {}
+    for info in zf.infolist():
+        where = f"{path}: member {info.filename!r}"
+        if not info.filename.endswith(".npy") or info.is_dir():
+            raise ModelFileError(f"{where} is not a .npy array (an .npz holds only those)")
+        name = info.filename[: -len(".npy")]
+        if name in members:
+            raise ModelFileError(f"{where} appears twice")
+        members[name] = (info, 0, 0)
+    if expected is not None:
+        extra = sorted(set(members) - set(expected))
+        missing = sorted(set(expected) - set(members))
+        if missing:
+            raise ModelFileError(f"{path}: missing arrays {', '.join(missing)}")
+        if extra:
+            raise ModelFileError(f"{path}: unexpected arrays {', '.join(extra)}")
+    for name, (info, _, _) in members.items():
+        shape, dtype, header_end = _read_header(path, zf, info)
+        if expected is not None:
+            want_shape, want_dtype = expected[name]
+            if want_shape is not None and shape != tuple(want_shape):
+                raise ModelFileError(
+                    f"{path}: {name} has shape {shape}, config.json implies {tuple(want_shape)}"
+                )
+            if want_dtype is not None and dtype != np.dtype(want_dtype):
+                raise ModelFileError(
+                    f"{path}: {name} has dtype {dtype}, expected {np.dtype(want_dtype)}"
+                )
+        nbytes = math.prod(shape) * dtype.itemsize
+        held = info.file_size - header_end
+        if nbytes != held:
+            raise ModelFileError(
+                f"{path}: member {info.filename!r} declares {dtype} {shape} "
+                f"({memory.format_bytes(nbytes)}) but holds {memory.format_bytes(held)} of "
+                f"data (truncated or forged)"
+            )
+        members[name] = (info, header_end, nbytes)
+    return members
+
+
+def _read_header(path: str, zf: zipfile.ZipFile, info) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, bytes before the data) from a member's .npy header, reading only it."""
+    where = f"{path}: member {info.filename!r}"
+    fmt = np.lib.format
+    with zf.open(info) as m:
+        try:
+            version = fmt.read_magic(m)
+        except ValueError:
+            raise ModelFileError(f"{where} is not a .npy array (no .npy magic)") from None
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        if version not in readers:
+            raise ModelFileError(
+                f"{where} has .npy format version {version}, which is not supported"
+            )
+        try:
+            shape, _, dtype = readers[version](m)
+        except ValueError as e:
+            raise ModelFileError(f"{where} has a bad .npy header ({e})") from None
+        if dtype.hasobject:
+            raise ModelFileError(f"{where} holds object arrays (pickles), which lm never loads")
+        return tuple(shape), dtype, m.tell()
 
 
 def _require_file(path: str, hint: str = "") -> None:
@@ -109,27 +205,12 @@ def _require_file(path: str, hint: str = "") -> None:
         raise ModelFileError(f"{path}: missing{hint}")
 
 
-def remove_temp_files(directory) -> list[str]:
-    """Delete the temporary files that ``atomic_write`` leaves in ``directory`` when its
-    process is killed before renaming them; return their paths. Only call it when no other
-    process may be saving into ``directory`` (one training run owns its model directory)."""
-    removed = []
-    for entry in os.scandir(directory):
-        if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-                removed.append(entry.path)
-            except FileNotFoundError:
-                pass
-    return removed
-
-
 def save_tokenizer(directory, vocab: Vocab) -> None:
     with atomic_write(os.path.join(directory, "tokenizer.json"), "w") as f:
         f.write(vocab.tokenizer.to_str(pretty=True))
 
 
-def save_model(directory, net: RNNLM, vocab: Vocab, training: dict | None = None) -> None:
+def save_model(directory, net: Network, vocab: Vocab, training: dict | None = None) -> None:
     """Write tokenizer.json, weights.npz and config.json (each atomically; config.json, which
     makes the directory a model, last)."""
     os.makedirs(directory, exist_ok=True)
@@ -158,7 +239,7 @@ def read_config(directory) -> dict:
     if not isinstance(config, dict) or "format_version" not in config:
         raise ModelFileError(f"{path}: no format_version (not an lm model config)")
     version = config["format_version"]
-    if not _is_int(version) or version != FORMAT_VERSION:  # 1.0 or true are not version 1
+    if not is_int(version) or version != FORMAT_VERSION:  # 1.0 or true are not version 1
         raise ModelFileError(
             f"{path}: format version {config['format_version']!r} is not supported "
             f"(this lm reads version {FORMAT_VERSION})"
@@ -167,13 +248,18 @@ def read_config(directory) -> dict:
 
 
 def model_config(config: dict, path: str) -> ModelConfig:
+    """The ``model`` section as a ModelConfig whose parts can be built; ModelFileError naming
+    ``path`` otherwise. A directory written before cells existed has no ``cell``: Elman."""
+    section = config.get("model")
+    if not isinstance(section, dict):
+        raise ModelFileError(f"{path}: bad 'model' section (not an object)")
     try:
-        mc = ModelConfig(**config["model"])
-    except (KeyError, TypeError) as e:
+        mc = ModelConfig(**section)
+        mc.parts()  # e.g. an activation with no derivative cannot make a cell
+    except KeyError as e:
+        raise ModelFileError(f"{path}: bad 'model' section (missing {e})") from None
+    except (TypeError, ValueError, LMError) as e:
         raise ModelFileError(f"{path}: bad 'model' section ({e})") from None
-    problem = _model_problem(mc)
-    if problem:
-        raise ModelFileError(f"{path}: bad 'model' section ({problem})")
     if mc.n_vocab != config.get("n_vocab"):
         raise ModelFileError(
             f"{path}: model.n_vocab {mc.n_vocab} != n_vocab {config.get('n_vocab')}"
@@ -181,33 +267,7 @@ def model_config(config: dict, path: str) -> ModelConfig:
     return mc
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _model_problem(mc: ModelConfig) -> str | None:
-    """Why ``mc`` cannot describe a network (a value of the wrong type or out of range)."""
-    for name in ("n_vocab", "hidden"):
-        if not (_is_int(getattr(mc, name)) and getattr(mc, name) >= 1):
-            return f"{name} must be an integer >= 1, got {getattr(mc, name)!r}"
-    if mc.input not in ("onehot", "embedding"):
-        return f"input must be 'onehot' or 'embedding', got {mc.input!r}"
-    if mc.input == "embedding" and not (_is_int(mc.embed_dim) and mc.embed_dim >= 1):
-        return f"embed_dim must be an integer >= 1, got {mc.embed_dim!r}"
-    if mc.activation not in activations.NAMES:
-        return f"activation must be one of {', '.join(activations.NAMES)}, got {mc.activation!r}"
-    if not (
-        isinstance(mc.alpha, numbers.Real)
-        and not isinstance(mc.alpha, bool)
-        and math.isfinite(mc.alpha)
-    ):
-        return f"alpha must be a finite number, got {mc.alpha!r}"
-    return None
-
-
-def validate_params(
-    params: dict[str, Array], mc: ModelConfig, path: str, prefix: str = ""
-) -> None:
+def validate_params(params: dict[str, Array], mc: ModelConfig, path: str, prefix: str = "") -> None:
     """Every expected array present with the shape and dtype the config implies, nothing else,
     all values finite. Errors name the file and the array (as stored: ``prefix`` + name)."""
     expected = mc.param_shapes()
@@ -220,16 +280,14 @@ def validate_params(
     for k, shape in expected.items():
         a, name = params[k], prefix + k
         if a.shape != shape:
-            raise ModelFileError(
-                f"{path}: {name} has shape {a.shape}, config.json implies {shape}"
-            )
+            raise ModelFileError(f"{path}: {name} has shape {a.shape}, config.json implies {shape}")
         if a.dtype != np.float32:
             raise ModelFileError(f"{path}: {name} has dtype {a.dtype}, expected float32")
         if not np.isfinite(a).all():
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
 
 
-def load_model(directory) -> tuple[RNNLM, Vocab, dict]:
+def load_model(directory) -> tuple[Network, Vocab, dict]:
     """Read and validate a model directory: (network, vocabulary, config dict)."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
@@ -245,9 +303,9 @@ def load_model(directory) -> tuple[RNNLM, Vocab, dict]:
     mc = model_config(config, config_path)
     vocab = load_vocab(directory, mc.n_vocab)
     weights_path = os.path.join(directory, "weights.npz")
-    params = load_arrays(weights_path)
+    params = load_arrays(weights_path, expected_arrays(mc))  # names, shapes before inflating
     validate_params(params, mc, weights_path)
-    return RNNLM(mc, params), vocab, config
+    return Network.build(mc, params), vocab, config
 
 
 def load_vocab(directory, n_vocab: int) -> Vocab:
@@ -355,7 +413,7 @@ def load_resume(path) -> Resume:
         ema["n"] = np.array(progress.updates, dtype=np.int64)
     elif ema:
         raise ModelFileError(f"{path}: unexpected arrays ema.* (the run has no --ema)")
-    _check_carry(carry, RNNLM(mc, params), tc.batch_size, progress.window, path)
+    _check_carry(carry, Network.build(mc, params), tc.batch_size, progress.window, path)
     return Resume(mc, params, opt, ema if tc.ema else None, carry, tc, vc, progress, rng)
 
 
@@ -369,7 +427,7 @@ def _resume_meta(raw, path: str) -> dict:
     if not isinstance(meta, dict):
         raise ModelFileError(f"{path}: meta is not a JSON object")
     version = meta.get("format")
-    if not _is_int(version) or version != RESUME_FORMAT:
+    if not is_int(version) or version != RESUME_FORMAT:
         raise ModelFileError(
             f"{path}: checkpoint format {version!r} is not supported (this lm resumes format "
             f"{RESUME_FORMAT}); start the run again"
@@ -428,7 +486,7 @@ def _check_optimizer(state: dict, name: str, updates: int, mc: ModelConfig, path
             raise ModelFileError(f"{path}: opt.v.{k} holds negative values (a second moment)")
 
 
-def _check_carry(carry, net: RNNLM, B: int, window: int, path: str) -> None:
+def _check_carry(carry, net: Network, B: int, window: int, path: str) -> None:
     """The state carried into window ``window``: net.zero_state(B)'s shape and dtype, finite.
     Absent only before the first window of a run."""
     if carry is None:
@@ -554,25 +612,26 @@ def clear_model_files(directory) -> None:
 
 
 __all__ = [
-    "atomic_write",
-    "save_json",
-    "save_arrays",
-    "load_arrays",
-    "save_model",
-    "load_model",
-    "read_config",
-    "pack_json",
-    "unpack_json",
-    "validate_params",
-    "remove_temp_files",
     "FORMAT_VERSION",
+    "DirectoryLock",
     "Resume",
-    "save_resume",
+    "atomic_write",
+    "clear_model_files",
+    "data_change",
+    "expected_arrays",
+    "fingerprint",
+    "load_arrays",
+    "load_model",
     "load_resume",
     "load_vocab",
+    "pack_json",
+    "read_config",
+    "remove_temp_files",
+    "save_arrays",
+    "save_json",
+    "save_model",
+    "save_resume",
     "save_tokenizer",
-    "fingerprint",
-    "data_change",
-    "DirectoryLock",
-    "clear_model_files",
+    "unpack_json",
+    "validate_params",
 ]

@@ -1,22 +1,27 @@
-"""The recurrent core shared by every model: s_t = f(a_t), a_t = d_t + s_{t-1} W.
+"""The recurrence drivers, shared by every cell and every task.
 
-Row-vector convention (states are rows, so a batch is a matrix): with the input drive
-d_t = x_t U + b computed by an input layer (``lm.inputs``), the core runs only the
-recurrence. This is the transpose of the column form s_t = f(U x_t + W s_{t-1} + b).
+Row-vector convention (states are rows, so a batch is a matrix). The input layer
+(``lm.inputs``) computes the drive D for a whole window at once; the cell (``lm.cells``)
+says what one step does and how one step backpropagates; this module runs the loop over the
+T steps forward and the full or horizon-K truncated pass backward, applies the reset masks,
+and keeps the small per-step products on one BLAS thread. It knows nothing of any
+particular cell.
 
-Shapes: T time steps, B parallel streams, H hidden units.
-    D   (T, B, H)    input drive d_1..d_T
-    S   (T+1, B, H)  states; S[0] is the state carried in (zeros for a fresh start), S[t] = s_t
-    A   (T, B, H)    pre-activations; A[t-1] = a_t
+Shapes: T time steps, B parallel streams, H hidden units, G gates, n_s the state width.
+    D   (T, B, G*H)   input drive d_1..d_T
+    S   (T+1, B, n_s) states; S[0] is the state carried in (zeros for a fresh start)
+    dS  (T, B, n_s)   gradient from the head at s_1..s_T, not yet through later states
 
 Truncation. With horizon K, the gradient that the loss at step t' sends back reaches the
-state s_t (and through a_t the parameters, inputs and S[0]) only when t' - t <= K; with
+state s_t (and through it the parameters, inputs and S[0]) only when t' - t <= K; with
 K = None nothing is cut within the window (full BPTT). K = 0 keeps only the direct path from
 each loss to the state it reads. The carried-in state S[0] is s_0, so the loss at t' reaches it
-only when t' <= K.
+only when t' <= K. It is computed as a loop over the lags k = 0..K, each one cell ``vjp``
+vectorised over all the steps: G_0 = dS, G_{k+1}[t-1] = vjp(G_k)[t] (the gradient of the loss
+at t + k + 1 reaching s_t).
 
 Resets. An optional mask ``keep`` of shape (T, B, 1) zeroes the incoming state where it is 0:
-a_t = d_t + (keep_t * s_{t-1}) W. The language model uses it to start every sentence from a
+step t reads keep_t * s_{t-1}. The language model uses it to start every sentence from a
 zero state during training (``--independent``); gradients do not flow through a reset.
 """
 
@@ -27,7 +32,7 @@ from contextlib import contextmanager
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from lm.activations import Activation
+from lm.cells import Cell
 
 Array = np.ndarray
 _BLAS = ThreadpoolController()
@@ -35,7 +40,7 @@ _BLAS = ThreadpoolController()
 
 @contextmanager
 def one_blas_thread():
-    """Run the small per-step (B, H) x (H, H) products on one BLAS thread.
+    """Run the small per-step (B, n_s) x (n_s, G*H) products on one BLAS thread.
 
     Threading them gains nothing even on an idle machine, and on a busy one BLAS threads that
     wait for a descheduled partner at every time step made the recurrence about 100 times
@@ -55,109 +60,113 @@ def limit_blas_threads(n: int) -> None:
 
 
 def forward(
-    D: Array, W: Array, S0: Array, act: Activation, keep: Array | None = None
-) -> tuple[Array, Array]:
+    cell: Cell, p: dict, D: Array, S0: Array, keep: Array | None = None
+) -> tuple[Array, dict]:
     """Run the recurrence over a window.
 
     Parameters
     ----------
-    D : (T, B, H) input drive, x_t U + b.
-    W : (H, H) recurrent weights.
-    S0 : (B, H) state carried in.
-    act : the activation f.
+    cell, p : the cell and the parameters (its arrays are read by name).
+    D : (T, B, G*H) input drive.
+    S0 : (B, n_s) state carried in.
     keep : optional (T, B, 1) mask; 0 resets the state entering that step.
 
     Returns
     -------
-    S : (T+1, B, H) states with S[0] = S0.
-    A : (T, B, H) pre-activations (kept for the backward pass).
+    S : (T+1, B, n_s) states with S[0] = S0.
+    cache : what ``backward`` needs (the cell's, plus the reset mask).
     """
-    T, B, H = D.shape
-    S = np.empty((T + 1, B, H), dtype=D.dtype)
-    A = np.empty_like(D)
+    T, B, _ = D.shape
+    H = D.shape[2] // cell.gates
+    S = np.empty((T + 1, B, S0.shape[1]), dtype=D.dtype)
     S[0] = S0
+    cache = cell.new_cache(T, B, H, D.dtype)
     with one_blas_thread():
         for t in range(T):
-            np.matmul(S[t] if keep is None else S[t] * keep[t], W, out=A[t])
-            A[t] += D[t]
-            S[t + 1] = act(A[t])
-    return S, A
+            S[t + 1] = cell.step(p, D[t], S[t] if keep is None else S[t] * keep[t], cache, t)
+    cache["keep"], cache["width"] = keep, D.shape[2]
+    return S, cache
 
 
-def step(d: Array, W: Array, s: Array, act: Activation) -> Array:
-    """One step s' = f(d + s W) for scoring and generation. d, s: (B, H) -> (B, H)."""
+def step(cell: Cell, p: dict, d: Array, s: Array) -> Array:
+    """One step for scoring and generation: d (B, G*H), s (B, n_s) -> (B, n_s)."""
     with one_blas_thread():
-        return act(d + s @ W)
+        return cell.step(p, d, s)
 
 
 def backward(
-    dS: Array,
-    S: Array,
-    A: Array,
-    W: Array,
-    act: Activation,
-    truncate: int | None = None,
-    keep: Array | None = None,
-) -> tuple[Array, Array, Array]:
+    cell: Cell, p: dict, dS: Array, S: Array, cache: dict, truncate: int | None = None
+) -> tuple[Array, dict[str, Array], Array]:
     """Backpropagate through the recurrence.
 
     Parameters
     ----------
-    dS : (T, B, H) gradient of the loss with respect to each state s_1..s_T from the head,
-        not yet including paths through later states.
-    S, A : from ``forward``.
-    W : (H, H) recurrent weights.
+    dS : (T, B, n_s) gradient of the loss at the states s_1..s_T from the head.
+    S, cache : from ``forward``.
     truncate : horizon K (see the module docstring); None for full BPTT.
-    keep : the reset mask given to ``forward``, or None.
 
     Returns
     -------
-    dD : (T, B, H) gradient with respect to the drive (= with respect to a_t); the input layer
-        turns it into gradients for U, b and the inputs.
-    dW : (H, H)
-    dS0 : (B, H) gradient with respect to the carried-in state.
+    dD : (T, B, G*H) gradient at the drive; the input layer turns it into gradients for its
+        parameters and the inputs.
+    grads : the cell's parameter gradients (e.g. {"W": (H, G*H)}).
+    dS0 : (B, n_s) gradient at the carried-in state.
     """
     T = dS.shape[0]
-    F = act.derivative(A, S[1:])  # (T, B, H) f'(a_t)
+    keep = cache["keep"]
+    S_in = S[:-1] if keep is None else S[:-1] * keep  # the states each step actually read
+    cache["S_in"] = S_in
+    cell.prepare(p, cache, S)
     if truncate is None or truncate >= T:
-        dD, dS0 = _full(dS, F, W, keep)
+        dD, dR, dS0 = _full(cell, p, cache, dS, keep)
     else:
-        dD, dS0 = _truncated(dS, F, W, truncate, keep)
-    H = W.shape[0]
-    S_in = S[:-1] if keep is None else S[:-1] * keep  # the states each a_t actually read
-    dW = S_in.reshape(-1, H).T @ dD.reshape(-1, H)  # one product over all T*B positions
-    return dD, dW, dS0
+        dD, dR, dS0 = _truncated(cell, p, cache, dS, truncate, keep)
+    return dD, cell.weight_grads(p, S_in, dD if dR is None else dR), dS0
 
 
-def _full(dS: Array, F: Array, W: Array, keep: Array | None) -> tuple[Array, Array]:
-    """Full BPTT: dA_t = (dS_t + dA_{t+1} W^T) * f'(a_t), from t = T down to 1."""
+def _full(cell: Cell, p: dict, cache: dict, dS: Array, keep: Array | None):
+    """Full BPTT, from t = T down to 1: the gradient at s_t is the head's plus what reaches
+    it back from step t + 1."""
     T = dS.shape[0]
-    dD = np.empty_like(dS)
-    carry = np.zeros_like(dS[0])  # gradient reaching s_t through a_{t+1}
+    dD = np.empty(dS.shape[:2] + (cache["width"],), dtype=dS.dtype)
+    dR = None
+    carry = np.zeros_like(dS[0])  # gradient reaching s_t through step t + 1
     with one_blas_thread():
         for t in range(T - 1, -1, -1):
-            np.multiply(dS[t] + carry, F[t], out=dD[t])
-            carry = dD[t] @ W.T
-            if keep is not None:
-                carry *= keep[t]
-    return dD, carry
+            d_drive, d_rec, back = cell.vjp(p, cache, (dS[t] + carry)[None], t, t + 1)
+            dD[t] = d_drive[0]
+            if d_rec is not None:
+                if dR is None:
+                    dR = np.empty_like(dD)
+                dR[t] = d_rec[0]
+            carry = back[0] if keep is None else back[0] * keep[t]
+    return dD, dR, carry
 
 
-def _truncated(dS: Array, F: Array, W: Array, K: int, keep: Array | None) -> tuple[Array, Array]:
-    """Horizon-K BPTT as a loop over lags k = 0..K, each vectorised over all steps.
+def _truncated(cell: Cell, p: dict, cache: dict, dS: Array, K: int, keep: Array | None):
+    """Horizon-K BPTT as a loop over the lags k = 0..K, each vectorised over all steps.
 
-    G_k[t] is the gradient at a_t that comes from the loss k steps later:
-    G_0[t] = dS_t * f'(a_t), G_k[t] = (G_{k-1}[t+1] W^T) * f'(a_t).
+    G holds, at lag k, the gradient at the states s_1..s_{T-k} coming from the losses k steps
+    later; one ``vjp`` turns it into its share of dD and dR and, for the next lag, into the
+    gradient at s_0..s_{T-k-1}. Row 0 of that is the share of s_0 = S[0].
     """
     T = dS.shape[0]
-    G = dS * F
-    dD = G.copy()
+    dD = np.zeros(dS.shape[:2] + (cache["width"],), dtype=dS.dtype)
+    dR = None
     dS0 = np.zeros_like(dS[0])
-    for k in range(1, K + 1):
-        back = G @ W.T  # gradient reaching s_{t-1} from a_t, for each t
+    G = dS
+    for k in range(K + 1):
+        n = T - k
+        d_drive, d_rec, back = cell.vjp(p, cache, G, 0, n, prev=k < K)
+        dD[:n] += d_drive
+        if d_rec is not None:
+            if dR is None:
+                dR = np.zeros_like(dD)
+            dR[:n] += d_rec
+        if k == K:
+            break
         if keep is not None:
-            back *= keep[: T - k + 1]
-        dS0 += back[0]  # from the loss at step k (G[0] at lag k-1), reaching S[0]
-        G = back[1:] * F[: T - k]
-        dD[: T - k] += G
-    return dD, dS0
+            back *= keep[:n]
+        dS0 += back[0]  # from the loss at step k + 1, reaching S[0]
+        G = back[1:]
+    return dD, dR, dS0

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lm import activations, core, heads, inputs, optim
+from lm import cells, heads, inputs, optim
 from lm.errors import TrainingError
+from lm.model import Network
 
 Array = np.ndarray
 Params = dict[str, Array]
@@ -91,7 +92,7 @@ def encode(X: Array, encoding: str) -> Array:
 
 @dataclass(frozen=True)
 class Config:
-    """Hyperparameters of one cosine run.
+    """Hyperparameters of one cosine run (``cell``: one of ``lm.cells.NAMES``).
 
     truncate: BPTT horizon K (None = full); clip: element-wise gradient limit (None = off);
     clip_norm: global-norm limit (None = off); batch: windows per update (1 = one SGD update
@@ -113,6 +114,7 @@ class Config:
     batch: int
     bias: bool
     alpha: float = 0.01
+    cell: str = "elman"
 
 
 PRESETS = {
@@ -164,60 +166,39 @@ def make_config(preset: str = "tuned", **overrides) -> Config:
 # ---------------------------------------------------------------------------------- model
 
 
-def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Params:
-    """U (D, H), b (H,), W (H, H), V (H, 1), c (1,) in float64.
+def network(config: Config, n_inputs: int, params: Params | None = None) -> Network:
+    """The task's Network: dense input (n_inputs features) -> cell -> linear head on s_T."""
+    cell = cells.make(config.cell, config.activation, config.alpha)
+    return Network(inputs.Dense(n_inputs), cell, heads.Linear(1), config.hidden, params)
 
-    ``uniform01``: U, W, V ~ uniform(0, 1) (the chapter's init). ``scaled``: U ~ N(0, 0.5^2)
-    (inputs in [-1, 1] then drive tanh mostly in its near-linear range), W a random
-    orthogonal matrix times 0.9 (states neither explode nor vanish quickly over 50 steps),
-    V ~ N(0, 1/H).
+
+def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Params:
+    """The parameters of ``network(config, n_inputs)`` in float64.
+
+    ``scaled``: each part's own initialisation (``lm.inputs``, ``lm.cells``, ``lm.heads``),
+    except U ~ N(0, 0.5^2) (inputs in [-1, 1] then drive tanh mostly in its near-linear
+    range). ``uniform01``: every weight matrix ~ uniform(0, 1) (the chapter's init). Biases
+    start at 0, but for the cell's own (the LSTM's forget gate, with ``scaled``).
     """
-    H = config.hidden
+    net = network(config, n_inputs)
+    shapes = net.param_shapes()
     if config.init == "uniform01":
-        U = rng.uniform(0, 1, (n_inputs, H))
-        W = rng.uniform(0, 1, (H, H))
-        V = rng.uniform(0, 1, (H, 1))
+        params = {k: rng.uniform(0, 1, shapes[k]) for k in ("U", "W", "V")}
     elif config.init == "scaled":
-        U = rng.normal(0, 0.5, (n_inputs, H))
-        Q, R = np.linalg.qr(rng.normal(size=(H, H)))
-        W = 0.9 * Q * np.sign(np.diag(R))  # sign fix: uniformly distributed orthogonal
-        V = rng.normal(0, H**-0.5, (H, 1))
+        params = {"U": rng.normal(0, 0.5, shapes["U"])}
+        params.update(net.cell.init(config.hidden, rng))
+        params.update(net.head.init(config.hidden, rng))
+        params["b"] = net.cell.drive_bias(config.hidden)  # e.g. the LSTM's forget gate
     else:
         raise ValueError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}")
-    return {"U": U, "b": np.zeros(H), "W": W, "V": V, "c": np.zeros(1)}
+    for k, shape in shapes.items():  # biases (and any other vector) start at zero
+        params.setdefault(k, np.zeros(shape))
+    return {k: params[k].astype(np.float64) for k in shapes}
 
 
-def predict(params: Params, X: Array, act: activations.Activation) -> Array:
-    """Predictions o = s_T V + c for encoded windows X (T, B, D); returns (B,)."""
-    D, _ = inputs.drive("dense", params, X)  # (T, B, H)
-    S, _ = core.forward(D, params["W"], np.zeros(D.shape[1:]), act)
-    return heads.linear(S[-1], params["V"], params["c"])[:, 0]
-
-
-def loss_and_grads(
-    params: Params, X: Array, y: Array, act: activations.Activation, truncate: int | None
-) -> tuple[float, Params]:
-    """Mean loss (y - o)^2 / 2 over the B windows and its gradients.
-
-    X: (T, B, D) encoded windows, y: (B,) targets. Gradients have the parameters' shapes;
-    only the last state feeds the head, so dS is zero except at t = T.
-    """
-    B = X.shape[1]
-    W, V, c = params["W"], params["V"], params["c"]
-    D, cache = inputs.drive("dense", params, X)  # (T, B, H)
-    S, A = core.forward(D, W, np.zeros(D.shape[1:]), act)  # S: (T+1, B, H)
-    loss, dS_T, dV, dc = heads.squared_error(S[-1], V, c, y[:, None])
-    dS = np.zeros_like(A)
-    dS[-1] = dS_T
-    dD, dW, _ = core.backward(dS, S, A, W, act, truncate)
-    grads, _ = inputs.drive_backward("dense", params, X, cache, dD)
-    grads.update(W=dW, V=dV, c=dc)
-    return loss / B, {k: g / B for k, g in grads.items()}
-
-
-def mean_loss(params: Params, X: Array, y: Array, act: activations.Activation) -> float:
+def mean_loss(net: Network, X: Array, y: Array) -> float:
     """Mean (y - o)^2 / 2 over the windows; X (T, B, D), y (B,)."""
-    err = predict(params, X, act) - y
+    err = net.predict(X)[:, 0] - y
     return 0.5 * float(np.mean(err * err))
 
 
@@ -250,18 +231,7 @@ class Result:
         }
 
 
-def _update(params: Params, grads: Params, config: Config, optimizer) -> None:
-    """Clip the parameter gradients (value, then global norm) and apply one update."""
-    if not config.bias:
-        grads = {k: g for k, g in grads.items() if k not in ("b", "c")}
-    if config.clip is not None:
-        optim.clip_values(grads, config.clip)
-    if config.clip_norm is not None:
-        optim.clip_global_norm(grads, config.clip_norm)
-    optimizer.update(params, grads)
-
-
-def _epoch(params: Params, X: Array, y: Array, act, config: Config, optimizer, epoch: int) -> float:
+def _epoch(net: Network, X: Array, y: Array, config: Config, optimizer, epoch: int) -> float:
     """One pass over the training windows in order, config.batch windows per update.
 
     Returns the mean training loss over the pass (each batch's loss before its update).
@@ -270,14 +240,20 @@ def _epoch(params: Params, X: Array, y: Array, act, config: Config, optimizer, e
     total = 0.0
     for lo in range(0, B, config.batch):
         hi = min(lo + config.batch, B)
-        loss, grads = loss_and_grads(params, X[:, lo:hi], y[lo:hi], act, config.truncate)
-        if not np.isfinite(loss):
+        Xb = X[:, lo:hi]
+        loss_sum, grads, _ = net.loss_and_grads(
+            Xb, y[lo:hi, None], net.zero_state(hi - lo), config.truncate
+        )
+        loss = loss_sum / (hi - lo)
+        if not config.bias:  # the chapter's model has no biases: they stay at 0
+            grads = {k: g for k, g in grads.items() if k not in ("b", "c")}
+        clip = (config.clip, config.clip_norm)
+        if not optim.guarded_update(net.params, grads, optimizer, loss, *clip):
             which = f"window {lo}" if hi - lo == 1 else f"windows {lo}..{hi - 1}"
             raise TrainingError(
                 f"the training loss became {loss} in epoch {epoch} ({which}); "
                 "try a smaller learning rate (--lr) or gradient clipping (--clip)"
             )
-        _update(params, grads, config, optimizer)
         total += loss * (hi - lo)
     return total / B
 
@@ -293,21 +269,20 @@ def train(config: Config, rng: np.random.Generator, progress: bool = True) -> Re
     from sklearn.metrics import mean_squared_error  # slow to import: only when training
 
     start = time.perf_counter()
-    act = activations.get(config.activation, config.alpha)
-    activations.require_trainable(act)
     values = series()
     X_raw, y = windows(values, TRAIN_STARTS)
     Xv_raw, yv = windows(values, VALID_STARTS)
     X, Xv = encode(X_raw, config.encoding), encode(Xv_raw, config.encoding)
-    params = init_params(config, X.shape[2], rng)
+    net = network(config, X.shape[2])  # the cell refuses an activation with no derivative
+    net.params = init_params(config, X.shape[2], rng)
     optimizer = optim.make(config.optimizer, config.lr)
     train_loss, val_loss = [], []
     bar = tqdm(total=config.epochs, desc="cosine", unit="epoch", disable=not progress)
     # Overflow is expected when training diverges: it is reported as a TrainingError below.
     with bar, np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, config.epochs + 1):
-            train_loss.append(_epoch(params, X, y, act, config, optimizer, epoch))
-            val_loss.append(mean_loss(params, Xv, yv, act))
+            train_loss.append(_epoch(net, X, y, config, optimizer, epoch))
+            val_loss.append(mean_loss(net, Xv, yv))
             if not np.isfinite(val_loss[-1]):
                 raise TrainingError(
                     f"the validation loss became {val_loss[-1]} after epoch {epoch}; "
@@ -315,10 +290,10 @@ def train(config: Config, rng: np.random.Generator, progress: bool = True) -> Re
                 )
             bar.set_postfix(train=f"{train_loss[-1]:.3g}", val=f"{val_loss[-1]:.3g}", refresh=False)
             bar.update()
-    predictions = predict(params, Xv, act)
+    predictions = net.predict(Xv)[:, 0]
     rmse = float(np.sqrt(mean_squared_error(yv, predictions)))
     seconds = time.perf_counter() - start
-    return Result(config, params, train_loss, val_loss, predictions, yv, rmse, seconds)
+    return Result(config, net.params, train_loss, val_loss, predictions, yv, rmse, seconds)
 
 
 def train_cosine(

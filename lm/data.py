@@ -9,65 +9,24 @@ the sentence-start input (``bos=True``): training and scoring mean the same thin
     stream:  </s> a b </s> c </s>
     inputs:  </s> a b </s> c        (stream[:-1])
     targets: a b </s> c </s>        (stream[1:]): every word and every </s> is predicted
+
+Text is read by ``lm.files.read_lines`` (UTF-8, gzip or not, a cap on the line length, errors
+naming file and line), imported here as ``read_lines`` and ``decode_lines``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 from lm.errors import DataError
+from lm.files import decode_lines, read_lines  # the one line reader, re-exported
 from lm.tokenizer import EOS, Vocab
 
 Array = np.ndarray
 _LINES_PER_BATCH = 8192
-
-
-def read_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[str]:
-    """Lines of a UTF-8 text file (stdin for "-") without their line endings (LF or CRLF),
-    streamed.
-
-    Raises DataError naming the file (and line) when it is missing, a directory, unreadable,
-    closed (stdin) or, with ``errors="strict"``, not valid UTF-8. ``errors="replace"``
-    substitutes U+FFFD. The file is opened by this call, so a file that cannot be read fails
-    here, before a caller starts a progress bar or prints anything; a line that is not UTF-8
-    fails when it is reached.
-    """
-    path = os.fspath(path)
-    if path == "-":
-        if sys.stdin is None:  # started with file descriptor 0 closed
-            raise DataError("<stdin>: closed (no standard input to read)")
-        return decode_lines(sys.stdin.buffer, "<stdin>", errors)
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not a text file")
-    try:
-        f = open(path, "rb")  # noqa: SIM115  closed by _closing when the lines run out
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    return _closing(f, decode_lines(f, path, errors))
-
-
-def _closing(f, lines: Iterator[str]) -> Iterator[str]:
-    with f:
-        yield from lines
-
-
-def decode_lines(f, name: str, errors: str = "strict") -> Iterator[str]:
-    """Decode a binary line iterator as UTF-8, naming ``name`` and the line number on errors."""
-    for lineno, raw in enumerate(f, start=1):
-        try:
-            line = raw.decode("utf-8", errors=errors)
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{name}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
-                f"{e.start + 1}); fix the file or convert it to UTF-8"
-            ) from None
-        yield line.rstrip("\r\n")
 
 
 def encode_file(path: str | os.PathLike, vocab: Vocab) -> Array:
@@ -146,3 +105,14 @@ def sentence_columns(stream: Array, B: int) -> tuple[Array, Array]:
         columns[: n + 1, j] = stream[lo : lo + n + 1]
         mask[:n, j] = True
     return columns, mask
+
+
+__all__ = [
+    "batchify",
+    "decode_lines",
+    "encode_file",
+    "n_windows",
+    "read_lines",
+    "sentence_columns",
+    "windows",
+]

@@ -15,3 +15,7 @@ class ModelFileError(LMError):
 
 class TrainingError(LMError):
     """Training cannot go on (non-finite loss, untrainable activation, ...)."""
+
+
+class MemoryLimitError(LMError):
+    """A setting would need more memory than the machine has available (lm.memory)."""

@@ -2,8 +2,8 @@
 
 The prompt is fed exactly as a sentence is fed in training and scoring: from the zero state,
 first the sentence-start input ``</s>`` (see ``lm.data``), then the prompt words. From the
-state after the prompt, every new word costs one recurrent step (``RNNLM.step``) and one
-output layer (``RNNLM.next_logprobs``); the ``num`` samples run together as one batch
+state after the prompt, every new word costs one recurrent step (``Network.step``) and one
+output layer (``Network.next_logprobs``); the ``num`` samples run together as one batch
 (B = num), and the word choice is vectorised over the batch and the vocabulary.
 
 Decoding (each step, on the natural-log distribution lp of shape (B, n_vocab)):
@@ -29,16 +29,18 @@ Length: at most ``max_tokens`` steps, each emitting one word or the final ``</s>
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lm import memory
+from lm.checks import is_real, require_int
+from lm.heads import softmax
+from lm.metrics import LN10
 from lm.tokenizer import BOS, EOS, UNK
 
 Array = np.ndarray
-LOG10 = math.log(10.0)
 _PROMPT_WINDOW = 1024  # prompt words fed per forward pass: memory bounded by this, not the prompt
 _TOP_P_TOL = 1e-9  # mass within this of p counts as reaching p (cumsum rounding)
 
@@ -56,7 +58,12 @@ class GenerationOptions:
     error. ``num`` is the number of samples (1 by default); with ``beam`` it is how many of
     the ``beam`` best continuations to return (all of them by default). ``seed`` makes sampling
     repeatable (None: different every run); greedy decoding and beam search ignore it.
-    ``length_norm`` (beam only) ranks finished beams by log-probability per predicted token.
+    ``length_norm`` (beam only) ranks finished beams by log-probability per predicted token;
+    ``min_tokens`` (beam only, default 1) is the fewest words a finished beam may hold: by
+    total probability the shortest continuations win, and without it the empty one (an
+    immediate </s>) is often the best. Settings whose arrays cannot fit in memory are refused
+    (ValueError) before anything is allocated: ``max_tokens`` x ``num`` (or ``beam``) here,
+    with the vocabulary and state sizes in ``check_memory``.
     """
 
     max_tokens: int = 50
@@ -69,16 +76,20 @@ class GenerationOptions:
     beam: int | None = None
     length_norm: bool = False
     seed: int | None = None
+    min_tokens: int | None = None
 
     def __post_init__(self):
-        _check_int("max_tokens", self.max_tokens, 1)
+        for name in ("greedy", "no_unk", "length_norm"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        require_int("max_tokens", self.max_tokens, 1)
         for name, lowest in (("num", 1), ("top_k", 1), ("beam", 1), ("seed", 0)):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), lowest)
+                require_int(name, getattr(self, name), lowest)
         t, p = self.temperature, self.top_p
-        if t is not None and not (_is_real(t) and math.isfinite(t) and t > 0):
+        if t is not None and not (is_real(t) and math.isfinite(t) and t > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
-        if p is not None and not (_is_real(p) and 0 < p <= 1):
+        if p is not None and not (is_real(p) and 0 < p <= 1):
             raise ValueError(f"top_p must be in (0, 1], got {p!r}")
         sampling = [n for n in ("temperature", "top_k", "top_p") if getattr(self, n) is not None]
         if self.greedy and self.beam is not None:
@@ -94,15 +105,38 @@ class GenerationOptions:
             raise ValueError(f"num ({self.num}) cannot exceed the beam width ({self.beam})")
         if self.length_norm and self.beam is None:
             raise ValueError("length_norm applies to beam search only")
+        if self.min_tokens is not None:
+            if self.beam is None:
+                raise ValueError("min_tokens applies to beam search only")
+            require_int("min_tokens", self.min_tokens, 0)
+            if self.min_tokens > self.max_tokens:
+                raise ValueError(
+                    f"min_tokens ({self.min_tokens}) cannot exceed max_tokens ({self.max_tokens})"
+                )
+        self.check_memory(n_vocab=1, hidden=1)  # what fails at any model size fails now
 
+    def memory_bytes(self, n_vocab: int, hidden: int) -> int:
+        """Estimated peak bytes of generating with these options from a model with
+        ``n_vocab`` words and ``hidden`` state units (float64 distributions)."""
+        T, V, H = self.max_tokens, n_vocab, hidden
+        if self.beam is not None:
+            W = self.beam
+            # live scores and extensions (W, V) several times over; word ids (W, T) copied
+            # each step; finished beams as Python lists of ids
+            return 48 * W * V + 80 * W * T + 32 * W * H
+        B = self.num or 1
+        # chosen ids and log-probabilities (B, T); about ten (B, V) float64 arrays per step
+        # (distribution, logits, filters, cumulative sums)
+        return 16 * B * T + 96 * B * V + 32 * B * H
 
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _check_int(name: str, value, lowest: int) -> None:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+    def check_memory(self, n_vocab: int, hidden: int, limit: int | None = None) -> None:
+        """ValueError naming the options when ``memory_bytes`` exceeds the memory available
+        now (``limit``, see ``lm.memory``)."""
+        names = ["max_tokens", "beam" if self.beam is not None else "num"]
+        what = " and ".join(f"{n}={getattr(self, n) or 1}" for n in names)
+        if n_vocab > 1:
+            what += f" with a {n_vocab}-word model"
+        memory.require(self.memory_bytes(n_vocab, hidden), what, limit, error=ValueError)
 
 
 @dataclass(frozen=True)
@@ -131,27 +165,33 @@ class Sample:
 # ----- the public entry points -----
 
 
-def generate(model, prompt: str = "", **options) -> list[Sample]:
-    """Generate continuations of ``prompt`` with a ``LanguageModel``.
+def generate(net, vocab, prompt: str = "", **options) -> list[Sample]:
+    """Generate continuations of ``prompt`` with a network and its vocabulary.
 
     ``options`` are the fields of ``GenerationOptions`` (max_tokens, num, greedy, temperature,
     top_k, top_p, no_unk, beam, length_norm, seed); bad values raise ValueError. Samples come
     in batch order; beam results come best first.
 
-    >>> model.generate(prompt="the", num=3, top_p=0.9, seed=1)   # good: three samples
-    >>> model.generate(prompt="the", greedy=True, temperature=0.5)  # bad: ValueError
+    ``net`` is anything with ``zero_state``, ``states``, ``step`` and ``next_logprobs`` (an
+    ``lm.model.Network``); ``vocab`` an ``lm.tokenizer.Vocab``.
+
+    >>> generate(model.net, model.vocab, "the", num=3, top_p=0.9, seed=1)   # good: three samples
+    >>> generate(model.net, model.vocab, "the", greedy=True, temperature=0.5)  # bad: ValueError
     """
-    return generate_with(model, prompt, GenerationOptions(**options))
+    return generate_with(net, vocab, prompt, GenerationOptions(**options))
 
 
-def generate_with(model, prompt: str, opts: GenerationOptions) -> list[Sample]:
+def generate_with(net, vocab, prompt: str, opts: GenerationOptions) -> list[Sample]:
     """``generate`` with options already built (the CLI validates them first)."""
-    net, vocab = model.net, model.vocab
+    opts.check_memory(vocab.size, net.hidden)
     prompt_ids = encode_prompt(vocab, prompt)
     s = prompt_state(net, prompt_ids)  # (1, H)
     banned = [BOS, UNK] if opts.no_unk else [BOS]
     if opts.beam is not None:
-        found = beam_search(net, s, opts.beam, opts.max_tokens, banned, opts.length_norm)
+        min_tokens = 1 if opts.min_tokens is None else opts.min_tokens
+        found = beam_search(
+            net, s, opts.beam, opts.max_tokens, banned, opts.length_norm, min_tokens
+        )
         found = found[: opts.num or opts.beam]
     else:
         rng = np.random.default_rng(opts.seed)
@@ -161,7 +201,7 @@ def generate_with(model, prompt: str, opts: GenerationOptions) -> list[Sample]:
     for ids, ln_prob, stopped in found:
         words = [vocab.words[i] for i in ids]
         out.append(
-            Sample(" ".join(prompt_words + words), words, ln_prob / LOG10, stopped, prompt_words)
+            Sample(" ".join(prompt_words + words), words, ln_prob / LN10, stopped, prompt_words)
         )
     return out
 
@@ -180,7 +220,7 @@ def encode_prompt(vocab, prompt: str) -> list[int]:
 
 
 def prompt_state(net, prompt_ids: list[int]) -> Array:
-    """The state after ``</s>`` (sentence start) and the prompt, from zero: (1, H).
+    """The state after ``</s>`` (sentence start) and the prompt, from zero: (1, n_s).
 
     Fed ``_PROMPT_WINDOW`` steps at a time, carrying the state, so that a very long prompt
     needs (window, 1, H) states in memory, not (T, 1, H)."""
@@ -282,12 +322,6 @@ def top_p_mask(probs: Array, p: float) -> Array:
     return mask
 
 
-def softmax(z: Array) -> Array:
-    """Row-wise softmax of logits that may hold -inf (at least one finite per row)."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def sample_rows(z: Array, rng: np.random.Generator) -> Array:
     """One draw per row from softmax(z) by the inverse CDF: z (B, n) -> ids (B,).
 
@@ -304,20 +338,27 @@ def sample_rows(z: Array, rng: np.random.Generator) -> Array:
 
 
 def beam_search(
-    net, s0: Array, width: int, max_tokens: int, banned: list[int], length_norm: bool = False
+    net,
+    s0: Array,
+    width: int,
+    max_tokens: int,
+    banned: list[int],
+    length_norm: bool = False,
+    min_tokens: int = 0,
 ) -> list[tuple]:
     """The ``width`` best continuations from state ``s0`` (1, H), best first.
 
     Every step extends each live beam by every allowed word; the ``width`` best extensions by
     total log-probability stay live, and each beam's extension by </s> joins the finished
-    pool. Ranking is by total ln probability, or with ``length_norm`` by ln probability per
-    predicted token (words, plus the </s> when there is one). Without normalisation the search
-    stops once no live beam can beat the ``width``-th finished one (scores only fall); with it,
-    it runs to ``max_tokens`` steps, and beams still live then finish as "max_tokens".
+    pool once it holds at least ``min_tokens`` words (so with ``min_tokens=1`` the empty
+    continuation is never returned). Ranking is by total ln probability, or with
+    ``length_norm`` by ln probability per predicted token (words, plus the </s> when there is
+    one). Without normalisation the search stops once no live beam can beat the
+    ``width``-th finished one (scores only fall); with it, it runs to ``max_tokens`` steps, and
+    beams still live then finish as "max_tokens".
 
     Returns (word ids, ln probability, stopped) tuples like ``sample``.
     """
-    n_vocab = net.config.n_vocab
     s = s0
     seqs = np.zeros((1, 0), dtype=np.int64)  # (L, t) live word ids
     scores = np.zeros(1)  # (L,) ln probability of each live beam
@@ -330,9 +371,11 @@ def beam_search(
 
     for t in range(max_tokens):
         lp = net.next_logprobs(s).astype(np.float64)  # (L, n_vocab)
-        ends = scores + lp[:, EOS]
-        finished += [(ids.tolist(), float(v), "eos") for ids, v in zip(seqs, ends)]
-        finished = sorted(finished, key=rank, reverse=True)[:width]
+        n_vocab = lp.shape[1]
+        if t >= min_tokens:  # the live beams hold t words
+            ends = scores + lp[:, EOS]
+            finished += [(ids.tolist(), float(v), "eos") for ids, v in zip(seqs, ends)]
+            finished = sorted(finished, key=rank, reverse=True)[:width]
         ext = scores[:, None] + lp  # (L, n_vocab)
         ext[:, banned + [EOS]] = -np.inf
         flat = ext.ravel()

@@ -1,8 +1,9 @@
-"""Output heads on top of the recurrent states.
+"""Output heads on top of the recurrent states: one object per head, with its parameter shapes,
+initialisation, loss (and gradients) over N positions, and log-probabilities.
 
 Softmax head (language model): o_t = softmax(s_t V + c), V: (H, n_vocab), c: (n_vocab,),
-cross-entropy loss -log o_t[w_{t+1}]. Linear head (regression): o = s_T V + c, V: (H, K),
-loss (y - o)^2 / 2.
+cross-entropy loss -log o_t[w_{t+1}] at every position. Linear head (regression):
+o = s_T V + c on the last state only, V: (H, n_out), loss |y - o|^2 / 2.
 
 The softmax head works on all N = T*B positions of a window at once: one product for the
 logits, one for dV, one for dS. The gradient dL/dz = p - y is never formed as a matrix of its
@@ -11,6 +12,11 @@ side of each product, so the (N, n_vocab) array is touched by as few elementwise
 possible (bias, exp, row sums; the shift m by the row maximum only where it is needed, see
 ``_exp_logits``), and those passes run on two threads. The one-hot targets are subtracted in
 place at N positions, so no scatter is needed.
+
+The head contract (what ``lm.model.Network`` uses): ``reads`` ("all": a loss at every
+position, "last": on the window's last state), ``param_shapes(H)``, ``init(H, rng, counts)``,
+``loss(p, S, y, scale)`` -> (loss_sum, dS, grads), and for the language-model heads
+``target_logprobs(p, S, y)`` and ``next_logprobs(p, S)``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ def log_softmax(z: Array, axis: int = -1) -> Array:
     m = np.max(z, axis=axis, keepdims=True)
     shifted = z - m
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(z: Array) -> Array:
+    """Row-wise softmax of logits (B, n) that may hold -inf (at least one finite per row)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 _SAFE_SUM = (1e-30, 1e30)  # row sums of exp(z) inside this range lose no float32 precision
@@ -84,7 +96,7 @@ def _exp_logits(S: Array, V: Array, c: Array, targets: Array) -> tuple[Array, Ar
     return Z, sum_exp, z_t
 
 
-def softmax_xent(
+def _softmax_xent(
     S: Array, V: Array, c: Array, targets: Array, scale: float = 1.0
 ) -> tuple[float, Array, Array, Array]:
     """Cross-entropy of the softmax head and its gradients, over all positions at once.
@@ -117,7 +129,7 @@ def softmax_xent(
     return loss_sum, dS, dV, dc
 
 
-def target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
+def _target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
     """Natural-log probabilities log p_i[targets_i] for each of N positions, shape (N,).
 
     S: (N, H) states, V: (H, n_vocab), c: (n_vocab,), targets: (N,) word ids. Works in chunks
@@ -133,21 +145,86 @@ def target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
     return out
 
 
-def next_logprobs(S: Array, V: Array, c: Array) -> Array:
-    """Full next-word log-distributions log softmax(s V + c), (N, H) -> (N, n_vocab)."""
-    return log_softmax(S @ V + c, axis=-1)
+def log_unigram(counts: Array) -> Array:
+    """ln of add-0.1 smoothed unigram frequencies, (n_vocab,), from the counts of the
+    predicted tokens. The output bias starts here, so that the untrained model already
+    predicts the unigram distribution and training spends its first updates on context."""
+    counts = np.asarray(counts, dtype=np.float64) + 0.1
+    return np.log(counts / counts.sum())
 
 
-def linear(S: Array, V: Array, c: Array) -> Array:
-    """Regression output o = s V + c. S: (N, H) -> (N, K)."""
-    return S @ V + c
+class Softmax:
+    """p(w | s) = softmax(s V + c)[w] over the whole vocabulary. Initialisation: V uniform in
+    +-1/sqrt(H); c the log unigram frequencies of the training text when counts are given,
+    else 0."""
+
+    name = "full"
+    reads = "all"
+
+    def __init__(self, n_vocab: int):
+        self.n_vocab = n_vocab
+
+    def param_shapes(self, H: int) -> dict[str, tuple[int, ...]]:
+        return {"V": (H, self.n_vocab), "c": (self.n_vocab,)}
+
+    def init(self, H: int, rng: np.random.Generator, counts: Array | None = None) -> dict:
+        V = rng.uniform(-1 / np.sqrt(H), 1 / np.sqrt(H), (H, self.n_vocab))
+        c = np.zeros(self.n_vocab) if counts is None else log_unigram(counts)
+        return {"V": V, "c": c}
+
+    def loss(self, p: dict, S: Array, y: Array, scale: float = 1.0):
+        """Cross-entropy over N positions and its gradients.
+
+        S (N, H) states, y (N,) int target ids. The loss is scale * sum_i -ln p_i[y_i];
+        returns (loss_sum unscaled, dS (N, H), {"V": (H, n_vocab), "c": (n_vocab,)}) with
+        the gradients of the scaled loss.
+        """
+        loss_sum, dS, dV, dc = _softmax_xent(S, p["V"], p["c"], y, scale)
+        return loss_sum, dS, {"V": dV, "c": dc}
+
+    def target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        """ln p_i[y_i] for N positions, (N,) float64, in bounded chunks of rows."""
+        return _target_logprobs(S, p["V"], p["c"], y)
+
+    def next_logprobs(self, p: dict, S: Array) -> Array:
+        """Full next-word log-distributions, (N, H) -> (N, n_vocab)."""
+        return log_softmax(S @ p["V"] + p["c"], axis=-1)
 
 
-def squared_error(S: Array, V: Array, c: Array, y: Array) -> tuple[float, Array, Array, Array]:
-    """Loss sum_i |y_i - o_i|^2 / 2 of the linear head and its gradients.
+class Linear:
+    """o = s V + c on the window's last state, loss |y - o|^2 / 2 (the cosine task).
+    Initialisation: V normal with variance 1/H, c = 0."""
 
-    S: (N, H), y: (N, K). Returns (loss, dS (N, H), dV (H, K), dc (K,)).
-    """
-    err = linear(S, V, c) - y  # dL/do
-    loss = 0.5 * float(np.sum(err * err))
-    return loss, err @ V.T, S.T @ err, err.sum(axis=0)
+    name = "linear"
+    reads = "last"
+
+    def __init__(self, n_out: int = 1):
+        self.n_out = n_out
+
+    def param_shapes(self, H: int) -> dict[str, tuple[int, ...]]:
+        return {"V": (H, self.n_out), "c": (self.n_out,)}
+
+    def init(self, H: int, rng: np.random.Generator, counts: Array | None = None) -> dict:
+        return {"V": rng.normal(0, H**-0.5, (H, self.n_out)), "c": np.zeros(self.n_out)}
+
+    def predict(self, p: dict, S: Array) -> Array:
+        """o = S V + c: (N, H) -> (N, n_out)."""
+        return S @ p["V"] + p["c"]
+
+    def loss(self, p: dict, S: Array, y: Array, scale: float = 1.0):
+        """sum_i |y_i - o_i|^2 / 2 over N rows: S (N, H), y (N, n_out). Returns
+        (loss unscaled, dS (N, H), {"V", "c"}) with the gradients of scale * loss."""
+        err = self.predict(p, S) - y  # dL/do
+        loss = 0.5 * float(np.sum(err * err))
+        err *= scale
+        return loss, err @ p["V"].T, {"V": S.T @ err, "c": err.sum(axis=0)}
+
+
+NAMES = ("full",)
+
+
+def make(name: str, n_vocab: int):
+    """The language-model head called ``name`` (one of ``NAMES``) over ``n_vocab`` words."""
+    if name == "full":
+        return Softmax(n_vocab)
+    raise ValueError(f"unknown output layer {name!r}; choose one of {', '.join(NAMES)}")

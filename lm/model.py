@@ -1,12 +1,29 @@
-"""The recurrent language model: input layer -> recurrent core -> softmax head.
+"""The network: one input layer, one cell, one head, composed in one place.
 
-    d_t = x_t U + b            (x_t: one-hot word, i.e. row U[w_t], or embedding E[w_t])
-    s_t = f(d_t + s_{t-1} W)   (lm.core)
-    p_t = softmax(s_t V + c)   distribution of the next word w_{t+1}
+    d_t = x_t U + b            input layer (lm.inputs): dense, one-hot (row U[w_t]), embedding E[w_t] U
+    s_t = cell(d_t, s_{t-1})   cell (lm.cells), run over a window by the drivers in lm.core
+    o_t = head(s_t)            head (lm.heads): softmax over the next word, or linear on s_T
 
-Parameter shapes (n_vocab words, E embedding size, H hidden units):
-    E (n_vocab, E) [embedding input only], U (n_vocab or E, H), W (H, H), b (H,),
-    V (H, n_vocab), c (n_vocab,)
+Module map. ``activations`` (f and f') -> ``cells`` (one step and its vector-Jacobian product)
+-> ``core`` (the loop over T, full and truncated backward, resets) ; ``inputs`` and ``heads``
+beside it ; ``model`` (this file: composition, losses, one step, log-probabilities) ;
+``optim`` (optimisers, clipping, averaging) ; ``training`` (the loop) ; ``scoring`` and
+``generation`` (on any object with the scorer/stepper methods below) ; ``api`` (KenLM's
+names) ; ``checkpoint`` (the model directory) ; ``cosine`` (the textbook task, the same
+Network with a dense input and a linear head).
+
+The three contracts (row vectors; T steps, B streams, H hidden units, G gates, n_s the
+state width, N positions):
+    input layer  param_shapes(width), init(width, rng), feature_width(p),
+                 drive(p, x, mask) -> (D (T, B, G*H), cache), backward(p, x, cache, dD) -> (grads, dX)
+    cell         gates, state_size(H), param_shapes(H), init(H, rng), new_cache, step,
+                 hidden(S) -> (..., H), prepare, vjp, weight_grads   (see lm.cells)
+    head         reads ("all" | "last"), param_shapes(H), init(H, rng, counts),
+                 loss(p, S (N, H), y, scale) -> (loss_sum, dS, grads),
+                 target_logprobs(p, S, y) -> (N,), next_logprobs(p, S) -> (N, n_vocab)
+Every part names its own arrays (U, b, E; W; V, c) in one flat parameter dict, which is also
+what optimisers, gradients and ``weights.npz`` use. Adding a cell or a head touches its own
+module, ``ModelConfig`` (its name in the list the config accepts) and one CLI option.
 """
 
 from __future__ import annotations
@@ -15,92 +32,124 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lm import activations, core, heads, inputs
+from lm import activations, cells, core, heads, inputs
+from lm.checks import is_int, is_real, require_choice
 
 Array = np.ndarray
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture hyperparameters, saved in ``config.json``."""
+    """Architecture hyperparameters of a language model, saved in ``config.json``.
+    Raises ValueError naming the field when a value cannot describe a network."""
 
     n_vocab: int
     hidden: int = 200
-    input: str = "onehot"  # "onehot" or "embedding"
+    input: str = "onehot"  # one of inputs.WORD_KINDS
     embed_dim: int = 0  # used when input == "embedding"
-    activation: str = "tanh"
+    activation: str = "tanh"  # the Elman cell's f
     alpha: float = 0.01  # leaky ReLU slope
+    cell: str = "elman"  # one of cells.NAMES
+    output: str = "full"  # one of heads.NAMES
+
+    def __post_init__(self):
+        for name in ("n_vocab", "hidden"):
+            if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        require_choice("input", self.input, inputs.WORD_KINDS)
+        if self.input == "embedding" and not (is_int(self.embed_dim) and self.embed_dim >= 1):
+            raise ValueError(f"embed_dim must be an integer >= 1, got {self.embed_dim!r}")
+        require_choice("activation", self.activation, activations.NAMES)
+        if not (is_real(self.alpha) and np.isfinite(self.alpha)):
+            raise ValueError(f"alpha must be a finite number, got {self.alpha!r}")
+        require_choice("cell", self.cell, cells.NAMES)
+        if self.cell != "elman" and self.activation != "tanh":
+            raise ValueError(
+                f"the {self.cell} cell has fixed nonlinearities: activation applies to the "
+                f"elman cell only, got {self.activation!r}"
+            )
+        require_choice("output", self.output, heads.NAMES)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def parts(self):
+        """(input layer, cell, head) this configuration describes."""
+        layer = inputs.make(self.input, self.n_vocab, self.embed_dim)
+        return (
+            layer,
+            cells.make(self.cell, self.activation, self.alpha),
+            heads.make(self.output, self.n_vocab),
+        )
+
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of every parameter array this configuration implies."""
-        n, H = self.n_vocab, self.hidden
-        shapes = {"W": (H, H), "b": (H,), "V": (H, n), "c": (n,)}
-        if self.input == "embedding":
-            shapes.update(E=(n, self.embed_dim), U=(self.embed_dim, H))
-        else:
-            shapes["U"] = (n, H)
-        return shapes
+        return Network(*self.parts(), self.hidden).param_shapes()
 
 
-def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict:
-    """Initial weights.
-
-    W is a random orthogonal matrix (scaled by 0.9 for tanh/ReLU-like units so that the
-    recurrence neither explodes nor dies at the start; sigmoid units, whose slope is at most
-    1/4, get a gain of 2). U and V are uniform in +-1/sqrt(fan_in) (one-hot rows act like an
-    embedding, so they use +-0.1 as embeddings do), biases are zero.
-    """
-    H, n = config.hidden, config.n_vocab
-    gain = 2.0 if config.activation == "sigmoid" else 0.9
-    q, r = np.linalg.qr(rng.normal(size=(H, H)))
-    W = gain * q * np.sign(np.diag(r))
-
-    def uniform(shape, scale):
-        return rng.uniform(-scale, scale, size=shape)
-
-    params = {"W": W, "b": np.zeros(H), "V": uniform((H, n), 1 / np.sqrt(H)), "c": np.zeros(n)}
-    if config.input == "embedding":
-        params["E"] = uniform((n, config.embed_dim), 0.1)
-        params["U"] = uniform((config.embed_dim, H), 1 / np.sqrt(config.embed_dim))
-    else:
-        params["U"] = uniform((n, H), 0.1 * np.sqrt(3))
-    return {k: v.astype(dtype) for k, v in params.items()}
-
-
-def _dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
+def dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
     """Inverted-dropout mask: 0 with probability p, else 1/(1-p)."""
     return (rng.random(shape, dtype=np.float32) >= p).astype(dtype) / np.dtype(dtype).type(1 - p)
 
 
-class RNNLM:
-    """The network. ``params`` maps the names above to arrays; nothing else is stored."""
+class Network:
+    """Input layer -> cell -> head over one flat parameter dict ``params``.
 
-    def __init__(self, config: ModelConfig, params: dict[str, Array]):
+    ``config`` is the ModelConfig of a language model (None for a network assembled from
+    parts, such as the cosine task's).
+    """
+
+    def __init__(self, layer, cell, head, hidden: int, params: dict | None = None, config=None):
+        self.inputs, self.cell, self.head, self.hidden = layer, cell, head, hidden
+        self.params = params if params is not None else {}
         self.config = config
-        self.params = params
-        self.act = activations.get(config.activation, config.alpha)
+
+    # ----- construction
 
     @classmethod
-    def create(cls, config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> RNNLM:
-        return cls(config, init_params(config, rng, dtype))
+    def build(cls, config: ModelConfig, params: dict[str, Array]) -> Network:
+        """The language model that ``config`` describes, with the given weights."""
+        return cls(*config.parts(), config.hidden, params, config)
+
+    @classmethod
+    def create(
+        cls, config: ModelConfig, rng: np.random.Generator, dtype=np.float32, counts=None
+    ) -> Network:
+        """A freshly initialised language model; ``counts`` (n_vocab,) of the predicted
+        training tokens start the output bias at the log unigram frequencies."""
+        net = cls.build(config, {})
+        net.params = net.init_params(rng, dtype, counts)
+        return net
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        H, width = self.hidden, self.cell.gates * self.hidden
+        shapes = {**self.cell.param_shapes(H), **self.head.param_shapes(H)}
+        shapes.update(self.inputs.param_shapes(width))
+        return shapes
+
+    def init_params(self, rng: np.random.Generator, dtype=np.float32, counts=None) -> dict:
+        """Each part's initialisation (see its class), drawn in the order cell, head, input."""
+        H = self.hidden
+        params = {**self.cell.init(H, rng), **self.head.init(H, rng, counts)}
+        params.update(self.inputs.init(self.cell.gates * H, rng))
+        params["b"] = params["b"] + self.cell.drive_bias(H)  # e.g. the LSTM's forget gate
+        return {k: np.asarray(v).astype(dtype) for k, v in params.items()}
 
     @property
     def dtype(self):
         return self.params["W"].dtype
 
     def zero_state(self, B: int) -> Array:
-        """(B, H) zeros: the state before any input."""
-        return np.zeros((B, self.config.hidden), dtype=self.dtype)
+        """(B, n_s) zeros: the state before any input."""
+        return np.zeros((B, self.cell.state_size(self.hidden)), dtype=self.dtype)
 
-    # ----- whole windows (training, batched scoring) -----
+    # ----- whole windows (training, batched scoring)
 
     def states(self, x: Array, S0: Array, keep: Array | None = None) -> Array:
-        """States after each input: x (T, B) ids, S0 (B, H) -> S (T+1, B, H), S[0] = S0."""
-        D, _ = inputs.drive(self.config.input, self.params, x)
-        S, _ = core.forward(D, self.params["W"], S0, self.act, keep)
+        """States after each input: x (T, B) ids or (T, B, n_in), S0 (B, n_s) ->
+        S (T+1, B, n_s), S[0] = S0."""
+        D, _ = self.inputs.drive(self.params, x)
+        S, _ = core.forward(self.cell, self.params, D, S0, keep)
         return S
 
     def loss_and_grads(
@@ -113,65 +162,84 @@ class RNNLM:
         dropout: float = 0.0,
         rng: np.random.Generator | None = None,
     ) -> tuple[float, dict[str, Array], Array]:
-        """Mean cross-entropy over a window and its gradients.
+        """The loss over a window and its gradients.
 
         Parameters
         ----------
-        x, y : (T, B) int input ids and target ids (y[t] is the word after x[t]).
-        S0 : (B, H) state carried in (not backpropagated into).
+        x : (T, B) input ids, or (T, B, n_in) floats for a dense input.
+        y : targets: (T, B) ids when the head reads every position (y[t] is the word after
+            x[t]); (B, n_out) when it reads the last state.
+        S0 : (B, n_s) state carried in (not backpropagated into).
         truncate : BPTT horizon K within the window, None for full (see lm.core).
         keep : optional (T, B, 1) reset mask (0 zeroes the state entering that step).
         dropout : probability p of zeroing each unit of the input representation and of the
-            states fed to the softmax (non-recurrent dropout, as Zaremba et al.; survivors are
+            states fed to the head (non-recurrent dropout, as Zaremba et al.; survivors are
             scaled by 1/(1-p)). Masks are drawn from ``rng``.
 
         Returns
         -------
-        loss_sum : float, sum of -ln p(y) over the T*B positions (the gradients are of the
-            mean, loss_sum / (T*B)).
+        loss_sum : float, the head's loss summed over its positions (T*B, or B); the
+            gradients are of the mean, loss_sum / positions.
         grads : dict with the same keys and shapes as ``params``.
-        s_last : (B, H) the final state, to carry into the next window.
+        s_last : (B, n_s) the final state, to carry into the next window.
         """
-        p, kind = self.params, self.config.input
-        T, B = x.shape
-        H = self.config.hidden
+        p, H = self.params, self.hidden
+        T, B = x.shape[:2]
         in_mask = out_mask = None
         if dropout:
-            in_dim = p["E"].shape[1] if kind == "embedding" else H
-            in_mask = _dropout_mask(rng, (T, B, in_dim), dropout, self.dtype)
-            out_mask = _dropout_mask(rng, (T * B, H), dropout, self.dtype)
-        D, cache = inputs.drive(kind, p, x, in_mask)  # (T, B, H)
-        S, A = core.forward(D, p["W"], S0, self.act, keep)
-        S_out = S[1:].reshape(-1, H)  # (T*B, H): every position goes through the head at once
-        if out_mask is not None:
+            in_shape = (T, B, self.inputs.feature_width(p))
+            in_mask = dropout_mask(rng, in_shape, dropout, self.dtype)
+        D, in_cache = self.inputs.drive(p, x, in_mask)  # (T, B, G*H)
+        S, cache = core.forward(self.cell, p, D, S0, keep)
+        last = self.head.reads == "last"
+        S_out = self.cell.hidden(S[-1] if last else S[1:]).reshape(-1, H)  # (N, H)
+        if dropout:
+            out_mask = dropout_mask(rng, S_out.shape, dropout, self.dtype)
             S_out = S_out * out_mask
-        loss_sum, dS, dV, dc = heads.softmax_xent(
-            S_out, p["V"], p["c"], y.reshape(-1), scale=1.0 / (T * B)
-        )
+        targets = y if last else y.reshape(-1)
+        loss_sum, dH, grads = self.head.loss(p, S_out, targets, scale=1.0 / len(S_out))
         if out_mask is not None:
-            dS *= out_mask
-        dD, dW, _ = core.backward(dS.reshape(T, B, H), S, A, p["W"], self.act, truncate, keep)
-        grads, _ = inputs.drive_backward(kind, p, x, cache, dD)
-        grads.update(W=dW, V=dV, c=dc)
+            dH *= out_mask
+        dS = self._state_grad(dH, T, B, last)
+        dD, cell_grads, _ = core.backward(self.cell, p, dS, S, cache, truncate)
+        in_grads, _ = self.inputs.backward(p, x, in_cache, dD)
+        grads.update(cell_grads)
+        grads.update(in_grads)
         return loss_sum, grads, S[-1].copy()
 
-    def target_logprobs(self, x: Array, y: Array, S0: Array, keep: Array | None = None):
-        """ln p(y[t] | history) for every position: x, y (T, B) -> ((T, B) float64, S (T+1,B,H))."""
-        S = self.states(x, S0, keep)
-        T, B = x.shape
-        H = self.config.hidden
-        lp = heads.target_logprobs(
-            S[1:].reshape(-1, H), self.params["V"], self.params["c"], y.reshape(-1)
-        )
-        return lp.reshape(T, B), S
+    def _state_grad(self, dH: Array, T: int, B: int, last: bool) -> Array:
+        """The head's gradient at the hidden part of the states as (T, B, n_s)."""
+        n_s = self.cell.state_size(self.hidden)
+        if not last and n_s == self.hidden:
+            return dH.reshape(T, B, n_s)
+        dS = np.zeros((T, B, n_s), dtype=dH.dtype)
+        target = self.cell.hidden(dS[-1:] if last else dS)  # a view
+        target[...] = dH.reshape(target.shape)
+        return dS
 
-    # ----- one step at a time (incremental scoring, generation) -----
+    def target_logprobs(self, x: Array, y: Array, S0: Array, keep: Array | None = None):
+        """ln p(y[t] | history) at every position: x, y (T, B) ->
+        ((T, B) float64, S (T+1, B, n_s))."""
+        S = self.states(x, S0, keep)
+        lp = self.head_logprobs(self.cell.hidden(S[1:]).reshape(-1, self.hidden), y.reshape(-1))
+        return lp.reshape(x.shape), S
+
+    def head_logprobs(self, hidden: Array, y: Array) -> Array:
+        """ln p(y_i | h_i) for N hidden rows (N, H) and targets (N,): (N,) float64."""
+        return self.head.target_logprobs(self.params, hidden, y)
+
+    def predict(self, x: Array, S0: Array | None = None) -> Array:
+        """The linear head's output on the last state: x (T, B, n_in) -> (B, n_out)."""
+        S0 = self.zero_state(x.shape[1]) if S0 is None else S0
+        return self.head.predict(self.params, self.cell.hidden(self.states(x, S0)[-1]))
+
+    # ----- one step at a time (incremental scoring, generation)
 
     def step(self, ids: Array, s: Array) -> Array:
-        """Feed one word per stream: ids (B,), s (B, H) -> next state (B, H)."""
-        d, _ = inputs.drive(self.config.input, self.params, ids)
-        return core.step(d, self.params["W"], s, self.act)
+        """Feed one word per stream: ids (B,), s (B, n_s) -> next state (B, n_s)."""
+        d, _ = self.inputs.drive(self.params, ids)
+        return core.step(self.cell, self.params, d, s)
 
     def next_logprobs(self, s: Array) -> Array:
-        """ln p(next word | state): s (B, H) -> (B, n_vocab), each row a log-distribution."""
-        return heads.next_logprobs(s, self.params["V"], self.params["c"])
+        """ln p(next word | state): s (B, n_s) -> (B, n_vocab), each row a log-distribution."""
+        return self.head.next_logprobs(self.params, self.cell.hidden(s))

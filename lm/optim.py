@@ -5,9 +5,8 @@ Clipping is applied to the parameter gradients after the backward pass and befor
 update, never inside gradient code (so gradient checks see the true gradient). One update
 step, for every model trained here (the language model and the cosine task alike):
 
-    norm = finite_norm(loss, grads)          # None: the loss or a gradient is not finite
-    if norm is None: ...                     # stop or skip the batch: never update from it
-    clip_and_update(params, grads, optimizer, clip_value, clip_norm)
+    if not guarded_update(params, grads, optimizer, loss, clip_value, clip_norm):
+        ...  # the loss or a gradient is not finite (finite_norm): stop or skip the batch
 """
 
 from __future__ import annotations
@@ -48,8 +47,9 @@ def clip_global_norm(grads: Params, max_norm: float) -> float:
 
 
 def finite_norm(loss: float, grads: Params, max_loss: float = math.inf) -> float | None:
-    """The gradients' global norm, or None when the step must not be taken: the loss is not
-    finite or above ``max_loss``, or a gradient is not finite (its norm is then inf or NaN).
+    """The non-finite guard: the gradients' global norm, or None when the step must not be
+    taken (the loss is not finite or above ``max_loss``, or a gradient is not finite: its
+    norm is then inf or NaN).
 
     ``max_loss`` lets a caller refuse a loss that is finite but meaningless, e.g. a mean
     cross-entropy above ln(float max) ~ 709.8, whose perplexity overflows.
@@ -66,28 +66,33 @@ def finite_norm(loss: float, grads: Params, max_loss: float = math.inf) -> float
     return norm if math.isfinite(norm) else None
 
 
-def clip_and_update(
+def guarded_update(
     params: Params,
     grads: Params,
     optimizer,
+    loss: float,
     clip_value: float | None = None,
     clip_norm: float | None = None,
-) -> float:
-    """Clip ``grads`` element-wise to [-clip_value, clip_value], then to global norm at most
-    ``clip_norm`` (either None or 0: off), then let ``optimizer`` update ``params`` in place.
+    max_loss: float = math.inf,
+) -> bool:
+    """One training update, shared by every task: unless ``finite_norm(loss, grads,
+    max_loss)`` refuses the step (then nothing changes and False is returned, for the caller
+    to stop or skip), clip the gradients (element-wise to [-clip_value, clip_value], then the
+    global norm to clip_norm; None or 0 turns either off) and let ``optimizer`` update
+    ``params`` in place. ``grads`` (the keys of ``params``, or a subset: only those are
+    updated) is overwritten.
 
-    ``grads`` (same keys as ``params``, or a subset: only those parameters are updated) is
-    overwritten. Returns the gradients' global norm before norm clipping (after value
-    clipping). Check the step with ``finite_norm`` first: clipping a NaN does not remove it.
+    Good: ``if not guarded_update(p, g, opt, loss, clip_norm=1.0): stop_or_skip()``.
+    Bad: clipping first and checking after: clipping turns an inf gradient into NaNs.
     """
+    if finite_norm(loss, grads, max_loss) is None:
+        return False
     if clip_value:
         clip_values(grads, clip_value)
     if clip_norm:
-        norm = clip_global_norm(grads, clip_norm)
-    else:
-        norm = global_norm(grads)
+        clip_global_norm(grads, clip_norm)
     optimizer.update(params, grads)
-    return norm
+    return True
 
 
 class SGD:

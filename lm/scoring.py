@@ -26,8 +26,8 @@ Probabilities are natural-log inside (``score_ids``) and log10 at the KenLM-styl
 
 Batching. Sentences are sorted by length and scored in groups of similar length through the
 same vectorised forward pass as training: targets y (T, B) padded with ``</s>``, states from
-``RNNLM.states`` over y itself (the input at step t is the word predicted at step t - 1),
-and log-probabilities from ``heads.target_logprobs`` over the real (unpadded) positions only.
+``Network.states`` over y itself (the input at step t is the word predicted at step t - 1),
+and log-probabilities from ``Network.head_logprobs`` over the real (unpadded) positions only.
 Long groups run in windows of at most ``_WINDOW_STEPS`` steps carrying the state, so memory is
 bounded whatever the sentence length. Results come back in input order and equal scoring one
 sentence at a time up to float32 rounding.
@@ -48,21 +48,18 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from lm import data, heads
+from lm import data, files
 from lm.errors import DataError
-from lm.model import RNNLM
+from lm.metrics import LN10, perplexity
+from lm.model import Network
 from lm.tokenizer import EOS, Vocab
 
-if TYPE_CHECKING:
-    from lm.api import LanguageModel
-
 Array = np.ndarray
-LN10 = math.log(10.0)
 
 BATCH_SIZE = 128  # sentences scored side by side
 CHUNK_LINES = 4096  # lines read, sorted and scored together by corpus_perplexity
@@ -70,17 +67,40 @@ _POSITIONS = 65536  # at most B * T (padded) positions per group and per window
 _WINDOW_STEPS = 1024  # longest window of time steps run at once (long sentences)
 
 
+class TokenScorer(Protocol):
+    """What scoring needs of a model: token ids in, natural-log probabilities out, plus the
+    vocabulary. ``lm.LanguageModel`` is one; an interpolated model or a remote worker can
+    stand in for it.
+
+    ``needs_words``: True when ``token_logprobs`` wants the words themselves (an n-gram
+    model sees the words before the ``<unk>`` mapping); the RNN needs only the ids.
+    """
+
+    vocab: Vocab
+    needs_words: bool
+
+    def token_logprobs(
+        self,
+        sequences: list[Array],
+        bos: bool = True,
+        eos: bool = True,
+        words: list[list[str]] | None = None,
+        batch_size: int = ...,
+    ) -> list[Array]:
+        """ln P of every token: float64 arrays (m_i + eos,), in input order (``score_ids``)."""
+
+
 # ----- ids -> natural-log probabilities -----
 
 
-def start_state(net: RNNLM, bos: bool = True) -> Array:
-    """(1, H) state a sentence starts from: after feeding </s> to a zero state (bos) or zero."""
+def start_state(net: Network, bos: bool = True) -> Array:
+    """(1, n_s) state a sentence starts from: after feeding </s> to a zero state (bos) or zero."""
     s = net.zero_state(1)
     return net.step(np.array([EOS]), s) if bos else s
 
 
 def score_ids(
-    net: RNNLM,
+    net: Network,
     sequences: list[Array],
     bos: bool = True,
     eos: bool = True,
@@ -123,11 +143,11 @@ def score_ids(
 
 
 def _score_group(
-    net: RNNLM, seqs: list[Array], n_targets: Array, s0: Array, first: Array
+    net: Network, seqs: list[Array], n_targets: Array, s0: Array, first: Array
 ) -> list[Array]:
     """Score B sentences side by side.
 
-    seqs: B word-id arrays; n_targets: (B,) tokens to score in each; s0: (1, H) start state;
+    seqs: B word-id arrays; n_targets: (B,) tokens to score in each; s0: (1, n_s) start state;
     first: (n_vocab,) ln P(first token | s0). Returns B float64 arrays, (n_targets[j],) each.
     """
     B = len(seqs)
@@ -144,18 +164,17 @@ def _score_group(
     lp = np.zeros((B, T))  # (B, T) float64
     lp[:, 0] = first[yT[:, 0]]
     real[:, 0] = False
-    V, c = net.params["V"], net.params["c"]
-    s = np.repeat(s0, B, axis=0)  # (B, H) state before predicting y[lo]
+    s = np.repeat(s0, B, axis=0)  # (B, n_s) state before predicting y[lo]
     steps = max(1, min(_WINDOW_STEPS, _POSITIONS // B))
     for lo in range(0, T, steps):
         hi = min(lo + steps, T)
         # S[k] is the state after the inputs y[:lo + k], which predicts y[lo + k]; the last
         # row (after y[hi - 1]) is carried into the next window
-        S = net.states(y[lo:hi], s)  # (hi - lo + 1, B, H)
+        S = net.states(y[lo:hi], s)  # (hi - lo + 1, B, n_s)
         s = S[-1]
         mask = real[:, lo:hi]  # (B, hi - lo)
-        rows = S[:-1].transpose(1, 0, 2)[mask]  # (n_real, H), sentence-major
-        lp[:, lo:hi][mask] = heads.target_logprobs(rows, V, c, yT[:, lo:hi][mask])
+        rows = net.cell.hidden(S[:-1]).transpose(1, 0, 2)[mask]  # (n_real, H), sentence-major
+        lp[:, lo:hi][mask] = net.head_logprobs(rows, yT[:, lo:hi][mask])
     return [lp[j, : n_targets[j]].copy() for j in range(B)]
 
 
@@ -202,22 +221,39 @@ class SentenceScore:
     @property
     def ppl(self) -> float:
         """10 ** (-log10prob / tokens); nan when nothing was scored (empty line, eos=False)."""
-        return _perplexity(self.log10prob, self.tokens)
+        return perplexity(self.log10prob, self.tokens, log10=True)
 
     def token_texts(self, vocab: Vocab) -> list[str]:
         """The scored tokens as text: the words as the tokenizer split them, then '</s>'."""
         return vocab.split(self.sentence) + ["</s>"] * int(self.eos)
 
 
+def score_chunk(
+    scorer: TokenScorer,
+    lines: list[str],
+    bos: bool = True,
+    eos: bool = True,
+    batch_size: int = BATCH_SIZE,
+) -> list[SentenceScore]:
+    """``SentenceScore`` for each of ``lines``, in order, scored together (sorted by length
+    into batches of at most ``batch_size``). The same lines give the same numbers, bit for
+    bit at a fixed BLAS thread count, wherever this runs."""
+    ids, oov = scorer.vocab.encode_batch(lines)
+    words = [scorer.vocab.split(line) for line in lines] if scorer.needs_words else None
+    lps = scorer.token_logprobs(ids, bos=bos, eos=eos, words=words, batch_size=batch_size)
+    return [_sentence_score(*row, bos, eos) for row in zip(lines, ids, oov, lps)]
+
+
 def score_chunks(
-    model: LanguageModel,
+    scorer: TokenScorer,
     lines: Iterable[str],
     bos: bool = True,
     eos: bool = True,
     batch_size: int = BATCH_SIZE,
     chunk_lines: int = CHUNK_LINES,
 ) -> Iterator[list[SentenceScore]]:
-    """Score lines ``chunk_lines`` at a time, yielding each chunk's results in input order.
+    """Score lines ``chunk_lines`` at a time (``score_chunk``), yielding each chunk's results
+    in input order.
 
     Memory depends on ``chunk_lines``, not on how many lines there are: lines are read
     lazily, so a file or stdin is streamed. When reading fails (a DataError such as a line
@@ -235,16 +271,14 @@ def score_chunks(
         except DataError as e:
             error = e
         if chunk:
-            ids, oov = model.vocab.encode_batch(chunk)
-            lps = score_ids(model.net, ids, bos=bos, eos=eos, batch_size=batch_size)
-            yield [_sentence_score(*row, bos, eos) for row in zip(chunk, ids, oov, lps)]
+            yield score_chunk(scorer, chunk, bos, eos, batch_size)
         if error is not None:
             raise error
         if len(chunk) < chunk_lines:
             return
 
 
-def score_lines(model: LanguageModel, lines: Iterable[str], **options) -> Iterator[SentenceScore]:
+def score_lines(scorer: TokenScorer, lines: Iterable[str], **options) -> Iterator[SentenceScore]:
     """``SentenceScore`` for every line, in input order, streamed (options of score_chunks).
 
     Good: ``score_lines(model, ["the cat sat", "a dog"])``,
@@ -252,7 +286,7 @@ def score_lines(model: LanguageModel, lines: Iterable[str], **options) -> Iterat
     Bad: ``score_lines(model, "the cat sat")`` (one str is not a list of sentences:
     TypeError).
     """
-    for chunk in score_chunks(model, lines, **options):
+    for chunk in score_chunks(scorer, lines, **options):
         yield from chunk
 
 
@@ -263,11 +297,11 @@ def _sentence_score(line: str, ids: Array, oov: Array, lp: Array, bos: bool, eos
     return SentenceScore(line, ids, oov, lp / LN10, bos, eos)
 
 
-def _score_one(model: LanguageModel, sentence: str, bos: bool, eos: bool) -> SentenceScore:
-    return next(score_lines(model, [sentence], bos=bos, eos=eos))
+def _score_one(scorer: TokenScorer, sentence: str, bos: bool, eos: bool) -> SentenceScore:
+    return next(score_lines(scorer, [sentence], bos=bos, eos=eos))
 
 
-def score(model: LanguageModel, sentence: str, bos: bool = True, eos: bool = True) -> float:
+def score(scorer: TokenScorer, sentence: str, bos: bool = True, eos: bool = True) -> float:
     """Total log10 probability of one sentence (KenLM's ``Model.score``).
 
     Good: ``score(model, "the cat sat")`` = log10 P(the cat sat </s> | <s>); an empty
@@ -275,11 +309,11 @@ def score(model: LanguageModel, sentence: str, bos: bool = True, eos: bool = Tru
     Bad: ``score(model, "<s> the cat sat </s>")``: boundaries are added for you; typed ones
     are scored as OOV words (<unk>).
     """
-    return _score_one(model, sentence, bos, eos).log10prob
+    return _score_one(scorer, sentence, bos, eos).log10prob
 
 
 def full_scores(
-    model: LanguageModel, sentence: str, bos: bool = True, eos: bool = True
+    scorer: TokenScorer, sentence: str, bos: bool = True, eos: bool = True
 ) -> Iterator[tuple[float, int, bool]]:
     """``(log10 prob, context length, is_oov)`` per token, ``</s>`` last with eos (KenLM's
     ``Model.full_scores``).
@@ -288,15 +322,15 @@ def full_scores(
     history (an RNN has no n-gram order), counting the sentence start with bos. So with bos
     the i-th token (from 0) has context i + 1, without bos it has context i.
     """
-    s = _score_one(model, sentence, bos, eos)
+    s = _score_one(scorer, sentence, bos, eos)
     for i, (lp, oov) in enumerate(zip(s.log10probs.tolist(), s.oov.tolist())):
         yield lp, i + int(bos), oov
 
 
-def sentence_perplexity(model: LanguageModel, sentence: str) -> float:
+def sentence_perplexity(scorer: TokenScorer, sentence: str) -> float:
     """10 ** (-score / tokens) for one sentence with bos and eos, tokens = words + 1 (</s>)
     (KenLM's ``Model.perplexity``). Equals ``corpus_perplexity(model, [sentence]).ppl``."""
-    return _score_one(model, sentence, True, True).ppl
+    return _score_one(scorer, sentence, True, True).ppl
 
 
 # ----- corpus perplexity -----
@@ -358,15 +392,17 @@ class CorpusTotals:
             oovs=self.oovs,
             tokens=n,
             log10prob=self.log10prob,
-            ppl=_perplexity(self.log10prob, n),
-            ppl1=_perplexity(self.log10prob, self.words),
-            ppl_excluding_oovs=_perplexity(self.log10prob - self.oov_log10prob, n - self.oovs),
+            ppl=perplexity(self.log10prob, n, log10=True),
+            ppl1=perplexity(self.log10prob, self.words, log10=True),
+            ppl_excluding_oovs=perplexity(
+                self.log10prob - self.oov_log10prob, n - self.oovs, log10=True
+            ),
             bits_per_token=-self.log10prob / math.log10(2) / n if n else math.nan,
         )
 
 
 def corpus_perplexity(
-    model: LanguageModel,
+    scorer: TokenScorer,
     lines_or_path,
     bos: bool = True,
     eos: bool = True,
@@ -388,33 +424,73 @@ def corpus_perplexity(
     such file); pass ``["the cat sat"]`` for one sentence.
     """
     totals = CorpusTotals()
-    if isinstance(lines_or_path, (str, os.PathLike)):
-        path = os.fspath(lines_or_path)
-        lines = data.read_lines(path, errors)
-        size = None if path == "-" or not os.path.isfile(path) else os.path.getsize(path)
-        bar = tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            desc=os.path.basename(path),
-            disable=not progress,
-            leave=False,
-        )
-    else:
-        lines = lines_or_path
-        bar = tqdm(disable=True)
-    with bar:
-        for chunk in score_chunks(model, lines, bos, eos, batch_size, CHUNK_LINES):
+    is_path = isinstance(lines_or_path, (str, os.PathLike))
+    lines = data.read_lines(lines_or_path, errors) if is_path else lines_or_path
+    with byte_progress(lines_or_path if is_path else None, progress) as bar:
+        for chunk in score_chunks(scorer, lines, bos, eos, batch_size, CHUNK_LINES):
             for s in chunk:
                 totals.add(s)
-            if not bar.disable:  # bytes read, approximately (line endings count as one)
-                bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
+            advance(bar, chunk)
     return totals.result()
 
 
-def _perplexity(log10prob: float, n: int) -> float:
-    """10 ** (-log10prob / n): nan for n == 0, inf beyond the float range."""
-    if n <= 0:
-        return math.nan
-    x = -log10prob / n
-    return math.inf if x > 308 else 10.0**x
+def byte_progress(path, progress: bool = True) -> tqdm:
+    """A tqdm bar of the bytes of ``path`` read (None or "-": no total), on stderr only when
+    ``progress`` and stderr is a terminal (``lm.files.show_progress``)."""
+    path = None if path is None else os.fspath(path)
+    size = os.path.getsize(path) if path not in (None, "-") and os.path.isfile(path) else None
+    name = "" if path is None else os.path.basename(path)
+    disable = path is None or not files.show_progress(progress)
+    return tqdm(total=size, unit="B", unit_scale=True, desc=name, disable=disable, leave=False)
+
+
+def advance(bar: tqdm, chunk: list[SentenceScore]) -> None:
+    """Move ``bar`` by the bytes of a scored chunk (approximately: a line ending counts one)."""
+    if not bar.disable:
+        bar.update(sum(len(s.sentence.encode("utf-8")) + 1 for s in chunk))
+
+
+# ----- OOV rate (for lm train's closing summary) -----
+
+
+@dataclass(frozen=True)
+class OovRate:
+    """Words of a text outside a vocabulary: ``oovs`` of ``words`` (a literal ``<unk>`` is a
+    vocabulary word, as in scoring); ``rate`` = oovs / words, nan for no words."""
+
+    words: int
+    oovs: int
+
+    @property
+    def rate(self) -> float:
+        return self.oovs / self.words if self.words else math.nan
+
+    def describe(self, name: str) -> str:
+        """One line, e.g. ``valid.txt: OOV rate 4.66% (3669 of 78669 words outside the
+        vocabulary, scored as <unk>)``."""
+        rate = "undefined" if not self.words else f"{100 * self.rate:.2f}%"
+        return (
+            f"{name}: OOV rate {rate} ({self.oovs} of {self.words} words outside the "
+            "vocabulary, scored as <unk>)"
+        )
+
+
+def oov_rate(vocab: Vocab, lines_or_path, errors: str = "strict") -> OovRate:
+    """How many words of a text (a path, "-" for stdin, or an iterable of lines) the
+    vocabulary lacks, streamed ``CHUNK_LINES`` lines at a time.
+
+    Good: ``oov_rate(model.vocab, "valid.txt").describe("valid.txt")`` at the end of training.
+    Bad: ``oov_rate(model.vocab, "the cat sat")``: a str is a path (DataError: no such file).
+    """
+    if isinstance(lines_or_path, (str, os.PathLike)):
+        lines = data.read_lines(lines_or_path, errors)
+    else:
+        lines = iter(lines_or_path)
+    words = oovs = 0
+    while True:
+        chunk = list(itertools.islice(lines, CHUNK_LINES))
+        if not chunk:
+            return OovRate(words, oovs)
+        _, flags = vocab.encode_batch(chunk)
+        words += sum(len(f) for f in flags)
+        oovs += sum(int(np.count_nonzero(f)) for f in flags)

@@ -48,7 +48,7 @@ from lm import activations, checkpoint, optim, schedule
 from lm.activations import require_trainable
 from lm.data import batchify, encode_file, n_windows, read_lines, sentence_columns, windows
 from lm.errors import DataError, LMError, ModelFileError, TrainingError
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.schedule import SCHEDULES
 from lm.tokenizer import EOS, Vocab
 from lm.trainconfig import (
@@ -107,7 +107,7 @@ def perplexity(loss_sum: float, n: int) -> float:
 
 
 def evaluate(
-    net: RNNLM,
+    net: Network,
     stream: Array,
     independent: bool,
     B: int = 32,
@@ -153,7 +153,7 @@ class Trainer:
     def __init__(
         self,
         out: str,
-        net: RNNLM,
+        net: Network,
         vocab: Vocab,
         tc: TrainConfig,
         vc: VocabConfig,
@@ -214,7 +214,7 @@ class Trainer:
             mc = ModelConfig(n_vocab=vocab.size, **mc_args)
             require_trainable(activations.get(mc.activation, mc.alpha))
             rng = np.random.default_rng(tc.seed)
-            net = RNNLM.create(mc, rng)
+            net = Network.create(mc, rng)
             stream = encode_file(train_path, vocab)
             net.params["c"][:] = unigram_log_probs(stream, vocab.size)
             progress = Progress(
@@ -292,7 +292,7 @@ class Trainer:
                 average = optim.WeightAverage.from_state_dict(tc.ema, r.average)
             return cls(
                 out,
-                RNNLM(r.config, r.params),
+                Network.build(r.config, r.params),
                 vocab,
                 tc,
                 r.vocab_config,
@@ -350,7 +350,7 @@ class Trainer:
 
     def save_best(self) -> None:
         """Write the model (config.json, weights.npz, tokenizer.json): the best weights."""
-        net = RNNLM(self.net.config, self.best_params)
+        net = Network.build(self.net.config, self.best_params)
         training = {
             "config": asdict(self.tc),
             "vocab": asdict(self.vc),
@@ -538,7 +538,10 @@ class Trainer:
         loss, grads, s_last = net.loss_and_grads(
             x, y, self.carry, tc.truncate, keep, tc.dropout, self.rng
         )
-        if optim.finite_norm(loss / x.size, grads, MAX_MEAN_LOSS) is None:
+        mean = loss / x.size
+        if not optim.guarded_update(
+            net.params, grads, self.opt, mean, tc.clip_value, tc.clip_norm, MAX_MEAN_LOSS
+        ):
             if tc.on_nan == "skip":
                 st.skipped_batches += 1
                 self.carry = net.zero_state(tc.batch_size)
@@ -547,7 +550,6 @@ class Trainer:
                 f"non-finite loss or gradient at epoch {st.epoch + 1}, step {i + 1}; "
                 f"{self.kept_note()}; try a smaller --lr or --clip-norm (or --on-nan skip)"
             )
-        optim.clip_and_update(net.params, grads, self.opt, tc.clip_value, tc.clip_norm)
         st.updates += 1
         if self.average is not None:
             self.average.update(net.params)
@@ -576,7 +578,7 @@ class Trainer:
         t0 = time.perf_counter()
         valid_ppl = None
         if valid is not None:
-            validated = RNNLM(self.net.config, self._weights())
+            validated = Network.build(self.net.config, self._weights())
             result = evaluate(
                 validated, valid, tc.independent, tc.eval_batch_size, stop=self._stopping
             )

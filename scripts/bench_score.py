@@ -33,7 +33,7 @@ import numpy as np
 import lm
 from lm import data, scoring
 from lm.api import LanguageModel
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import EOS, Vocab
 
 PTB = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "ptb"
@@ -60,7 +60,7 @@ def build_model(seed: int = 0, n_vocab: int = 10_000) -> LanguageModel:
     fillers = " ".join(f"<filler{i}>" for i in range(max(0, n_vocab - n_real)))
     vocab = Vocab.build([*lines, fillers])
     config = ModelConfig(n_vocab=vocab.size, hidden=200, input="embedding", embed_dim=200)
-    return LanguageModel(RNNLM.create(config, np.random.default_rng(seed)), vocab)
+    return LanguageModel(Network.create(config, np.random.default_rng(seed)), vocab)
 
 
 def numpy_batched(model, lines, batch_size) -> float:

@@ -7,10 +7,14 @@ V=10,000 model, so the output layer has the full 10k cost), otherwise random Zip
 libraries use the same number of threads.
 
     python scripts/bench_train.py [--tokens 70000] [--input embedding|onehot] [--threads N]
+        [--cell elman|gru|lstm]
+
+``--cell`` picks the recurrent cell, nn.RNN / nn.GRU / nn.LSTM on the PyTorch side.
 
 Prints tokens/s for each, their ratio, the machine's float32 GEMM rate (a 2048^3 np.matmul)
 and the fraction of it that training reaches, counting the FLOPs of the matrix products only
-(output layer 3 x 2NHV, input layer 3 x 2NEH, recurrence 3 x 2NHH for N = T*B positions).
+(output layer 3 x 2NHV, input layer 3 x 2NEGH, recurrence 3 x 2NHGH for N = T*B positions,
+G = 1, 3, 4 gates for elman, gru, lstm).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from lm import optim
 from lm.data import batchify, encode_file, windows
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 PTB = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "ptb" / "ptb.valid.txt"
@@ -42,10 +46,13 @@ def gemm_rate(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-def window_flops(input_kind: str) -> float:
-    N = T * B
-    input_layer = 3 * 2 * N * E * H if input_kind == "embedding" else 0
-    return 3 * 2 * N * H * V + input_layer + 3 * 2 * N * H * H
+GATES = {"elman": 1, "gru": 3, "lstm": 4}
+
+
+def window_flops(input_kind: str, cell: str) -> float:
+    N, G = T * B, GATES[cell]
+    input_layer = 3 * 2 * N * E * G * H if input_kind == "embedding" else 0
+    return 3 * 2 * N * H * V + input_layer + 3 * 2 * N * H * G * H
 
 
 def load_columns() -> tuple[np.ndarray, str]:
@@ -58,11 +65,10 @@ def load_columns() -> tuple[np.ndarray, str]:
     return batchify(ids.astype(np.int32), B), "random Zipf ids (PTB not found)"
 
 
-def bench_lm(columns, tokens: int, input_kind: str) -> float:
-    config = ModelConfig(
-        n_vocab=V, hidden=H, input=input_kind, embed_dim=E if input_kind == "embedding" else 0
-    )
-    net = RNNLM.create(config, np.random.default_rng(0))
+def bench_lm(columns, tokens: int, input_kind: str, cell: str) -> float:
+    embed_dim = E if input_kind == "embedding" else 0
+    config = ModelConfig(n_vocab=V, hidden=H, input=input_kind, embed_dim=embed_dim, cell=cell)
+    net = Network.create(config, np.random.default_rng(0))
     opt = optim.SGD(lr=1.0)
     s = net.zero_state(B)
     done, t0 = 0, None
@@ -79,7 +85,7 @@ def bench_lm(columns, tokens: int, input_kind: str) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def bench_torch(columns, tokens: int, threads: int) -> float | None:
+def bench_torch(columns, tokens: int, threads: int, cell: str) -> float | None:
     try:
         import torch
     except ImportError:
@@ -92,7 +98,8 @@ def bench_torch(columns, tokens: int, threads: int) -> float | None:
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb, self.rnn, self.out = nn.Embedding(V, E), nn.RNN(E, H), nn.Linear(H, V)
+            rnn = {"elman": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](E, H)
+            self.emb, self.rnn, self.out = nn.Embedding(V, E), rnn, nn.Linear(H, V)
 
         def forward(self, x, h):
             o, h = self.rnn(self.emb(x), h)
@@ -103,12 +110,14 @@ def bench_torch(columns, tokens: int, threads: int) -> float | None:
     loss_fn = nn.CrossEntropyLoss()
     data = torch.from_numpy(columns.astype(np.int64))
     h = torch.zeros(1, B, H)
+    if cell == "lstm":
+        h = (h, torch.zeros(1, B, H))
     done, t0 = 0, None
     while done < tokens:
         for _, x, y in windows(data, T):
             if t0 is None and done >= 2 * T * B:
                 t0, done = time.perf_counter(), 0
-            h = h.detach()
+            h = tuple(a.detach() for a in h) if cell == "lstm" else h.detach()
             opt.zero_grad()
             logits, h = net(x, h)
             loss_fn(logits, y.reshape(-1)).backward()
@@ -134,22 +143,23 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=70_000, help="tokens to time for each")
     p.add_argument("--input", default="embedding", choices=["embedding", "onehot"])
     p.add_argument("--threads", type=int, default=numpy_threads())
+    p.add_argument("--cell", default="elman", choices=list(GATES))
     args = p.parse_args()
 
     columns, source = load_columns()
     rate = gemm_rate()
     print(
-        f"data: {source}; E={E} H={H} V={V} B={B} T={T} tanh, SGD + clip 0.25; "
+        f"data: {source}; E={E} H={H} V={V} B={B} T={T} {args.cell}, SGD + clip 0.25; "
         f"{args.tokens} tokens timed; {args.threads} threads"
     )
     print(f"float32 GEMM rate (2048^3 np.matmul): {rate:.1f} GFLOP/s")
-    ours = bench_lm(columns, args.tokens, args.input)
-    flops = window_flops(args.input) / (T * B)  # per token
+    ours = bench_lm(columns, args.tokens, args.input, args.cell)
+    flops = window_flops(args.input, args.cell) / (T * B)  # per token
     print(
         f"lm ({args.input:9s}) {ours:10.0f} tokens/s   {ours * flops / 1e9:6.1f} GFLOP/s = "
         f"{100 * ours * flops / 1e9 / rate:4.1f}% of the GEMM rate"
     )
-    theirs = bench_torch(columns, args.tokens, args.threads)
+    theirs = bench_torch(columns, args.tokens, args.threads, args.cell)
     if theirs is None:
         print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")
     else:

@@ -49,7 +49,7 @@ BLOCK = 10_000  # sentences generated at a time
 def build_model(directory: str, n_vocab: int = 10_000, hidden: int = 200, seed: int = 0) -> str:
     """A random-weight model of PTB's size written to ``directory`` (see the module doc)."""
     from lm import checkpoint, data
-    from lm.model import RNNLM, ModelConfig
+    from lm.model import ModelConfig, Network
     from lm.tokenizer import Vocab
 
     lines: list[str] = []
@@ -60,7 +60,7 @@ def build_model(directory: str, n_vocab: int = 10_000, hidden: int = 200, seed: 
     lines.append(" ".join(f"word{i}" for i in range(max(0, n_vocab - real))))
     vocab = Vocab.build(lines)
     config = ModelConfig(n_vocab=vocab.size, hidden=hidden)
-    net = RNNLM.create(config, np.random.default_rng(seed))
+    net = Network.create(config, np.random.default_rng(seed))
     checkpoint.save_model(directory, net, vocab)
     return directory
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from lm import checkpoint
 from lm.api import LanguageModel
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 TINY_CORPUS = [
@@ -26,6 +26,7 @@ def make_model(
     seed=0,
     scale=3.0,
     dtype=np.float32,
+    cell="elman",
 ) -> LanguageModel:
     """A LanguageModel with random weights (scaled up so distributions are far from uniform)."""
     vocab = Vocab.build(lines)
@@ -35,8 +36,9 @@ def make_model(
         input=input,
         embed_dim=embed_dim if input == "embedding" else 0,
         activation=activation,
+        cell=cell,
     )
-    net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
+    net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in ("V", "c", "U"):
         net.params[k] *= net.params[k].dtype.type(scale)
     return LanguageModel(net, vocab, {})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from corpora import text
+from corpora.ngram import KneserNeyBigram
 from lm.cli import main
 
 SHAKESPEARE = (
@@ -99,7 +101,7 @@ def test_prepare_errors(tmp_path):
     )
     (tmp_path / "bad.txt").write_bytes(b"one\ntwo \xff\xfe\n")
     assert_one_line_error(
-        run("prepare", tmp_path / "bad.txt", tmp_path / "o", "-q"), "bad.txt:2: not UTF-8"
+        run("prepare", tmp_path / "bad.txt", tmp_path / "o", "-q"), "bad.txt:2: not valid UTF-8"
     )
     (tmp_path / "punct.txt").write_text("... !!!\n--\n")
     assert_one_line_error(
@@ -172,3 +174,20 @@ def test_pydoc_on_this_python(tmp_path):
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert sum(s["words"] for s in meta["splits"].values()) > 100_000
+
+
+def test_corpus_bigram_writes_an_arpa_file_kenlm_reads(tmp_path):
+    kenlm = pytest.importorskip("kenlm")
+    train = tmp_path / "train.txt"
+    train.write_text("the cat sat\nthe dog sat\na cat\n")
+    arpa = tmp_path / "bigram.arpa"
+    result = CliRunner().invoke(main, ["corpus", "bigram", str(train), str(arpa)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith(f"wrote {arpa}: ")
+    config = kenlm.Config()
+    config.arpa_complain = kenlm.ARPALoadComplain.NONE
+    expected = KneserNeyBigram().fit(["the cat sat", "the dog sat", "a cat"]).logprob("the cat")
+    got = kenlm.Model(str(arpa), config).score("the cat")
+    assert got == pytest.approx(expected / math.log(10), abs=1e-5)
+    missing = CliRunner().invoke(main, ["corpus", "bigram", str(tmp_path / "no.txt"), str(arpa)])
+    assert missing.exit_code == 1 and "no such file" in missing.stderr

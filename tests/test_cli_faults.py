@@ -109,8 +109,17 @@ def score(model, path, out):
     return ["score", model, path, "--quiet"]
 
 
+def score_long_lines(model, path, out):
+    """Lines up to 16 MiB allowed (the global option, after the command name)."""
+    return ["score", model, path, "--quiet", "--max-line-bytes", "16M"]
+
+
 def perplexity(model, path, out):
     return ["perplexity", model, path, "--quiet"]
+
+
+def perplexity_long_lines(model, path, out):
+    return ["--max-line-bytes", "16M", "perplexity", model, path, "--quiet"]
 
 
 def perplexity_bar(model, path, out):
@@ -125,6 +134,10 @@ def train(model, path, out):
     return ["train", path, "--out", out, "--max-minutes", 0.01, *TINY_TRAINING]
 
 
+def train_long_lines(model, path, out):
+    return [*train(model, path, out), "--max-line-bytes", "16M"]
+
+
 def train_valid(model, path, out):
     good = os.path.join(os.path.dirname(out), "good.txt")
     return ["train", good, "--valid", path, "--out", out, *TINY_TRAINING]
@@ -134,28 +147,41 @@ def prepare(model, path, out):
     return ["corpus", "prepare", path, out, "-q"]
 
 
+def prepare_long_lines(model, path, out):
+    return ["corpus", "prepare", path, out, "-q", "--max-line-bytes", "16M"]
+
+
+LONG = "line.txt:1: line longer than 1048576 bytes"  # the default cap, 1 MiB
+
+
 slow = pytest.mark.slow
 TABLE = [
     # command, fault, exit code, words in the message
     (score, "directory", 1, "input.txt: is a directory, not a text file"),
-    (score, "10 MB line", 0, None),
+    (score, "10 MB line", 1, LONG),
+    (score_long_lines, "10 MB line", 0, None),
     (perplexity, "missing", 1, "input.txt: no such file"),
     (perplexity, "directory", 1, "input.txt: is a directory, not a text file"),
     (perplexity, "not UTF-8", 1, "input.txt:2: not valid UTF-8 (byte 0xe9 at column 8)"),
     (perplexity, "CRLF", 0, None),
-    pytest.param(perplexity, "10 MB line", 0, None, marks=slow),
+    (perplexity, "10 MB line", 1, LONG),
+    pytest.param(perplexity_long_lines, "10 MB line", 0, None, marks=slow),
     (perplexity_bar, "missing", 1, "input.txt: no such file"),
     (perplexity_bar, "directory", 1, "input.txt: is a directory, not a text file"),
     (train, "directory", 2, "is a directory"),
     (train, "CRLF", 0, None),
-    pytest.param(train, "10 MB line", 0, None, marks=slow),
+    (train, "10 MB line", 1, LONG),
+    pytest.param(train_long_lines, "10 MB line", 0, None, marks=slow),
     (train_valid, "missing", 1, "input.txt: no such file"),
     (train_valid, "directory", 2, "is a directory"),
     (train_valid, "empty", 1, "input.txt: holds no words"),
     (train_valid, "not UTF-8", 1, "input.txt:2: not valid UTF-8"),
     (train_valid, "CRLF", 0, None),
     (prepare, "directory", 1, "input.txt: is a directory"),
-    pytest.param(prepare, "10 MB line", 1, "too few to fill train, valid and test", marks=slow),
+    (prepare, "10 MB line", 1, LONG),
+    pytest.param(
+        prepare_long_lines, "10 MB line", 1, "too few to fill train, valid and test", marks=slow
+    ),
 ]
 
 
@@ -170,7 +196,7 @@ def test_input_faults(model_dir, tmp_path, ten_mb_line, good, command, fault, co
     out = str(tmp_path / "out")
     result = run(*command(model_dir, path, out))
     assert_clean(result, code, words)
-    if code != 0 and command in (train, train_valid):
+    if code != 0 and command in (train, train_valid, train_long_lines):
         assert not os.path.exists(os.path.join(out, "weights.npz"))  # nothing half-made
     if command is perplexity_bar:  # no bar drawn and wiped before the message
         assert "\r" not in result.stderr and result.stderr.count("\n") == 1
@@ -257,7 +283,7 @@ def test_model_directory_faults(tmp_path, command, fault):
     "args",
     [
         ["score"],
-        ["perplexity", "somewhere"],
+        ["perplexity"],
         ["generate"],
         ["train"],
         ["no-such-command"],
@@ -339,7 +365,7 @@ def test_stdin_at_end_is_an_empty_input(model_dir):
     [
         "yes 'the cat sat on the mat' | head -n 300000 | {lm} score {model} - | head -1",
         "{lm} generate {model} --num 4000 --max-tokens 3 --seed 0 | head -1",
-        "{lm} perplexity {model} {text} --quiet | head -1",
+        "{lm} perplexity {model} {text} --quiet --json | head -1",
     ],
     ids=["score stdin", "generate", "perplexity"],
 )

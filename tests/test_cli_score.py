@@ -68,6 +68,8 @@ def test_score_prints_one_line_per_input_line_in_order(model_dir, model, text):
         assert float(r[0]) == pytest.approx(model.score(line), abs=2e-6)
         assert (int(r[1]), int(r[2])) == (s.tokens, s.oovs)
         assert float(r[3]) == pytest.approx(model.perplexity(line), rel=1e-5)
+        kept = s.log10probs[~s.oov]
+        assert float(r[4]) == pytest.approx(10 ** (-kept.sum() / len(kept)), rel=1e-5)
     assert got[1][:3] == [got[1][0], "1", "0"]  # an empty line scores </s> alone
 
 
@@ -86,19 +88,30 @@ def test_score_json_equals_the_api(model_dir, model, text):
         assert math.fsum(t["log10prob"] for t in o["per_token"]) == pytest.approx(o["log10prob"])
 
 
-def test_score_per_token_fields_like_kenlm_query(model_dir, model):
+def test_score_per_token_is_exactly_kenlm_querys_line(model_dir, model):
     result = run("score", model_dir, "-", "--per-token", input="the zebra\n")
     assert result.exit_code == 0, result.stderr
-    (row,) = rows(result.stdout)
-    assert row[-1] == "the zebra"
-    tokens = row[4:-1]
-    assert [t.split(" ")[0] for t in tokens] == [
-        f"the={model.vocab.encode('the')[0][0]}",
-        "zebra=0",
-        "</s>=2",
-    ]
+    (line,) = result.stdout.splitlines()
+    s = next(scoring.score_lines(model, ["the zebra"]))
+    the = model.vocab.encode("the")[0][0]
+    lp = s.log10probs.tolist()
+    # word=id context_length log10prob, tab after each, then the total: KenLM query's line
+    assert line == (
+        f"the={the} 1 {lp[0]:g}\tzebra=0 2 {lp[1]:g}\t</s>=2 3 {lp[2]:g}\t"
+        f"Total: {s.log10prob:g} OOV: 1"
+    )
     lps = [lp for lp, _, _ in model.full_scores("the zebra")]
-    assert [float(t.split(" ")[1]) for t in tokens] == pytest.approx(lps, abs=2e-6)
+    fields = line.split("\t")
+    assert fields[-1].startswith("Total: ")
+    assert [float(f.split(" ")[2]) for f in fields[:-1]] == pytest.approx(lps, rel=1e-5)
+    assert [int(f.split(" ")[1]) for f in fields[:-1]] == [
+        c for _, c, _ in model.full_scores("the zebra")
+    ]
+
+
+def test_score_per_token_without_bos_counts_no_start_token(model_dir):
+    result = run("score", model_dir, "-", "--per-token", "--no-bos", "--no-eos", input="the cat\n")
+    assert [f.split(" ")[1] for f in result.stdout.split("\t")[:-1]] == ["0", "1"]
 
 
 @pytest.mark.parametrize(
@@ -131,16 +144,44 @@ def test_score_reads_stdin_when_file_is_absent(model_dir, text):
     assert from_stdin.stderr.startswith("file -: ")
 
 
-def test_score_summary_on_stderr_like_srilm(model_dir, model, text):
+def srilm_figures(model, lines):
+    """SRILM's logprob, ppl and ppl1 of lines, computed apart: OOV tokens left out."""
+    scores = list(scoring.score_lines(model, lines))
+    logprob = sum(float(np.sum(s.log10probs[~s.oov])) for s in scores)
+    words = sum(s.words for s in scores)
+    oovs = sum(s.oovs for s in scores)
+
+    def ppl(n):
+        return 10 ** (-logprob / n) if n else math.nan
+
+    return logprob, ppl(words - oovs + len(scores)), ppl(words - oovs)
+
+
+def srilm_number(x):
+    return "undefined" if math.isnan(x) else f"{x:.7g}"
+
+
+def test_score_summary_on_stderr_like_srilm_then_kenlm(model_dir, model, text):
     result = run("score", model_dir, text)
     r = lm.perplexity(model, LINES)
-    head, tail = result.stderr.splitlines()
-    assert head == f"file {text}: {r.sentences} sentences, {r.words} words, {r.oovs} OOVs"
-    assert tail.startswith("0 zeroprobs, logprob= ")
-    fields = tail.split()
-    assert float(fields[3]) == pytest.approx(r.log10prob, rel=1e-5)
-    assert float(fields[5]) == pytest.approx(r.ppl, rel=1e-5)
-    assert float(fields[7]) == pytest.approx(r.ppl1, rel=1e-5)
+    srilm_head, srilm_tail, *kenlm = result.stderr.splitlines()
+    assert srilm_head == f"file {text}: {r.sentences} sentences, {r.words} words, {r.oovs} OOVs"
+    assert srilm_tail.startswith("0 zeroprobs, logprob= ")
+    assert r.oovs > 0  # so that leaving them out matters
+    logprob, ppl, ppl1 = srilm_figures(model, LINES)
+    fields = srilm_tail.split()
+    # SRILM's numbers: OOVs left out of logprob, ppl and ppl1, as SRILM leaves them out
+    assert float(fields[3]) == pytest.approx(logprob, rel=1e-6)
+    assert float(fields[5]) == pytest.approx(ppl, rel=1e-6)
+    assert float(fields[7]) == pytest.approx(ppl1, rel=1e-6)
+    assert float(fields[5]) == pytest.approx(r.ppl_excluding_oovs, rel=1e-6)
+    assert float(fields[5]) != pytest.approx(r.ppl, rel=1e-3)
+    assert kenlm == [
+        f"Perplexity including OOVs:\t{r.ppl:g}",
+        f"Perplexity excluding OOVs:\t{r.ppl_excluding_oovs:g}",
+        f"OOVs:\t{r.oovs}",
+        f"Tokens:\t{r.tokens}",
+    ]
     assert "sentences" not in result.stdout
     quiet = run("score", model_dir, text, "--quiet")
     assert quiet.stderr == "" and quiet.stdout == result.stdout
@@ -152,8 +193,19 @@ def test_score_empty_file(model_dir, tmp_path):
     result = run("score", model_dir, path)
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert "0 sentences, 0 words, 0 OOVs" in result.stderr
-    assert "ppl= undefined ppl1= undefined" in result.stderr
+    # SRILM prints no zeroprobs line when nothing was scored; KenLM's ratios are nan
+    assert result.stderr.splitlines() == [
+        f"file {path}: 0 sentences, 0 words, 0 OOVs",
+        "Perplexity including OOVs:\tnan",
+        "Perplexity excluding OOVs:\tnan",
+        "OOVs:\t0",
+        "Tokens:\t0",
+    ]
+
+
+def test_a_line_of_only_oovs_has_undefined_srilm_ppl1(model_dir):
+    result = run("score", model_dir, "-", "--no-eos", input="zebra yak\n")
+    assert result.stderr.splitlines()[1] == "0 zeroprobs, logprob= 0 ppl= undefined ppl1= undefined"
 
 
 def test_crlf_and_missing_final_newline(model_dir, tmp_path):
@@ -223,14 +275,35 @@ def test_perplexity_json_equals_the_api(model_dir, model, text):
     assert result.stderr == ""
 
 
-def test_perplexity_text(model_dir, model, text):
-    result = run("perplexity", model_dir, text, "--quiet")
+def test_perplexity_text_is_srilms_summary_then_kenlms(model_dir, model, text):
+    """The summary goes to stderr, where lm score puts it; stdout is for data (--json)."""
+    result = run("perplexity", model_dir, text)
     assert result.exit_code == 0
+    assert result.stdout == ""
     r = lm.perplexity(model, text, progress=False)
-    lines = result.stdout.splitlines()
-    assert lines[0] == f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs"
-    assert f"ppl= {r.ppl:.6g} ppl1= {r.ppl1:.6g}" in lines[1]
-    assert lines[2].startswith(f"ppl excluding OOVs= {r.ppl_excluding_oovs:.6g}")
+    logprob, ppl, ppl1 = srilm_figures(model, LINES)
+    assert result.stderr.splitlines() == [
+        f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs",
+        f"0 zeroprobs, logprob= {logprob:.7g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}",
+        f"Perplexity including OOVs:\t{r.ppl:g}",
+        f"Perplexity excluding OOVs:\t{r.ppl_excluding_oovs:g}",
+        f"OOVs:\t{r.oovs}",
+        f"Tokens:\t{r.tokens}",
+    ]
+    assert result.stderr == run("score", model_dir, text).stderr  # one summary, two commands
+    quiet = run("perplexity", model_dir, text, "--quiet")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_perplexity_reads_stdin_when_file_is_absent_or_dash(model_dir, text):
+    with open(text) as f:
+        stdin = f.read()
+    from_file = json.loads(run("perplexity", model_dir, text, "--json", "-q").stdout)
+    for args in ([], ["-"]):
+        result = run("perplexity", model_dir, *args, "--json", input=stdin)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout) == from_file
+        assert result.stderr.startswith("file -: 6 sentences")
 
 
 def test_perplexity_empty_file_is_null(model_dir, tmp_path):
@@ -350,7 +423,125 @@ def test_pipe_into_head_exits_cleanly(model_dir, tmp_path):
     )
     out = proc.stdout.splitlines()
     err = (tmp_path / "err").read_text()
-    assert len(out) == 2 and len(out[0].split("\t")) == 5, proc.stdout
+    assert len(out) == 2 and len(out[0].split("\t")) == 6, proc.stdout
     assert out[1] == "lm exit status 0", err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert "20000 sentences" not in err  # lm was stopped by the closed pipe, not done
+
+
+# ----- --format srilm, --unk-penalty, input hygiene -----
+
+
+def test_score_format_srilm_is_ngram_debug_2s_output(model_dir, model, text):
+    result = run("score", model_dir, text, "--format", "srilm")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    blocks = result.stdout.split("\n\n")
+    assert len(blocks) == len(LINES) + 1  # one per sentence, then the file summary
+    for block, line in zip(blocks, LINES):
+        s = next(scoring.score_lines(model, [line]))
+        rows_ = block.split("\n")
+        assert rows_[0] == " ".join(line.split())
+        assert len(rows_) == s.tokens + 3
+        for row, lp, oov in zip(rows_[1:], s.log10probs.tolist(), s.oov.tolist()):
+            assert row.startswith("\tp( ") and " \t= [" in row
+            fields = row.split()
+            assert fields[9] == ("-inf" if oov else f"{lp:.7g}")  # where SRILM's tools read it
+        logprob, ppl, ppl1 = srilm_figures(model, [line])
+        assert rows_[-1] == (
+            f"0 zeroprobs, logprob= {logprob:.7g} ppl= {ppl:.7g} ppl1= {srilm_number(ppl1)}"
+        )
+    logprob, ppl, ppl1 = srilm_figures(model, LINES)
+    r = lm.perplexity(model, LINES)
+    assert blocks[-1] == (
+        f"file {text}: 6 sentences, {r.words} words, {r.oovs} OOVs\n"
+        f"0 zeroprobs, logprob= {logprob:.7g} ppl= {ppl:.7g} ppl1= {ppl1:.7g}\n"
+    )
+    assert run("score", model_dir, text, "--format", "srilm", "--json").exit_code == 2
+
+
+def test_unk_penalty_scores_oovs_at_a_fixed_cost(model_dir, model):
+    result = run("score", model_dir, "--json", "--unk-penalty", -7, input="the zebra\nthe cat\n")
+    assert result.exit_code == 0, result.stderr
+    zebra, cat = (json.loads(line) for line in result.stdout.splitlines())
+    the, _, eos = (lp for lp, _, _ in model.full_scores("the zebra"))
+    assert zebra["log10prob"] == pytest.approx(the - 7 + eos, abs=1e-9)
+    assert cat["log10prob"] == pytest.approx(model.score("the cat"), abs=1e-6)
+    head, tail, *_ = result.stderr.splitlines()
+    assert head.endswith("4 words, 0 OOVs")  # scored, so not left out (SRILM's meaning)
+    assert float(tail.split()[3]) == pytest.approx(zebra["log10prob"] + cat["log10prob"])
+    assert run("score", model_dir, "--unk-penalty", 1, input="a\n").exit_code == 2
+
+
+def test_boundary_tags_at_the_ends_are_stripped_and_tabs_kept_out_of_columns(model_dir, model):
+    result = run("score", model_dir, input="<s> the cat sat </s>\nthe\tcat\n<s> the </s> cat\n")
+    assert result.exit_code == 0, result.stderr
+    tagged, tabbed, inside = rows(result.stdout)
+    assert len(tagged) == len(tabbed) == len(inside) == 6
+    assert tagged[5] == "the cat sat" and float(tagged[0]) == pytest.approx(
+        model.score("the cat sat"), abs=2e-6
+    )
+    assert tagged[2] == "0"  # not two OOVs
+    assert tabbed[5] == "the cat" and float(tabbed[0]) == pytest.approx(
+        model.score("the cat"), abs=2e-6
+    )
+    assert inside[5] == "the </s> cat"  # a tag inside a sentence is a word, here an OOV
+    assert inside[2] == "1"
+
+
+# ----- --ngram -----
+
+
+@pytest.fixture(scope="module")
+def arpa(tmp_path_factory):
+    pytest.importorskip("kenlm")
+    from lmfixtures import TINY_CORPUS
+
+    from corpora.ngram import KneserNeyBigram
+
+    path = tmp_path_factory.mktemp("ngram") / "tiny.arpa"
+    KneserNeyBigram().fit(TINY_CORPUS).write_arpa(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["score", "perplexity"])
+def test_ngram_mixture_on_the_command_line_equals_the_api(model_dir, model, text, arpa, command):
+    result = run(
+        command, model_dir, text, "--json", "--quiet", "--ngram", arpa, "--ngram-weight", 0.3
+    )
+    assert result.exit_code == 0, result.stderr
+    mixed = lm.interpolate(model, arpa, 0.3)
+    if command == "score":
+        got = [json.loads(line)["log10prob"] for line in result.stdout.splitlines()]
+        assert got == pytest.approx([mixed.score(line) for line in LINES], abs=1e-9)
+        assert got != pytest.approx([model.score(line) for line in LINES], abs=1e-3)
+    else:
+        assert json.loads(result.stdout)["ppl"] == pytest.approx(lm.perplexity(mixed, LINES).ppl)
+
+
+def test_ngram_weight_bounds_and_pairing_are_usage_errors(model_dir, text, arpa):
+    for weight in (-0.1, 1.1):
+        result = run("score", model_dir, text, "--ngram", arpa, "--ngram-weight", weight)
+        assert result.exit_code == 2 and "--ngram-weight" in result.stderr
+    assert run("score", model_dir, text, "--ngram", arpa).exit_code == 2
+    assert run("score", model_dir, text, "--ngram-weight", 0.5).exit_code == 2
+    ends = run("score", model_dir, text, "--ngram", arpa, "--ngram-weight", 1, "--quiet")
+    assert ends.exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["score", "perplexity"])
+@pytest.mark.parametrize("content", [None, b"", b"not an arpa file\n", "truncated"])
+def test_bad_ngram_file_is_a_one_line_error_naming_it(
+    model_dir, text, arpa, tmp_path, command, content
+):
+    path = tmp_path / "bad.arpa"
+    if content == "truncated":
+        with open(arpa, "rb") as f:
+            path.write_bytes(f.read()[:200])
+    elif content is not None:
+        path.write_bytes(content)
+    result = run(command, model_dir, text, "--ngram", path, "--ngram-weight", 0.5)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"lm: error: {path}: ")

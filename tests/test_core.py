@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gradcheck import check_gradients, relative_error
 
-from lm import activations, core, heads, inputs
+from lm import activations, cells, core, heads, inputs
 
 T, B, D, H, K_OUT = 6, 2, 3, 4, 2
 ACTS = ("sigmoid", "tanh", "relu", "leaky_relu")
@@ -21,6 +21,32 @@ KINK = 1e-3  # relu-like activations are checked only where every |a| exceeds th
 
 
 # ------------------------------------------------------------------------------- helpers
+
+DENSE = inputs.Dense(D)
+
+
+def cell_of(act):
+    """The Elman cell with activation ``act``."""
+    return cells.Elman(act.name, act.alpha or 0.01)
+
+
+def fwd(Dr, params, S0, act, keep=None):
+    """core.forward over the Elman cell: S (T+1, B, H) and the pre-activations A (T, B, H)."""
+    S, cache = core.forward(cell_of(act), params, Dr, S0, keep)
+    return S, cache["A"]
+
+
+def bwd(dS, S, A, W, act, K=None, keep=None):
+    """core.backward over the Elman cell from the states and pre-activations: dD, dW, dS0."""
+    cache = {"A": A, "keep": keep, "width": A.shape[2]}
+    dD, grads, dS0 = core.backward(cell_of(act), {"W": W}, dS, S, cache, K)
+    return dD, grads["W"], dS0
+
+
+def squared_error(S, V, c, y):
+    """The linear head's (loss, dS, dV, dc)."""
+    loss, dS, g = heads.Linear(V.shape[1]).loss({"V": V, "c": c}, S, y)
+    return loss, dS, g["V"], g["c"]
 
 
 def make_problem(act_name: str, with_keep: bool, seed: int = 0):
@@ -52,15 +78,15 @@ def make_problem(act_name: str, with_keep: bool, seed: int = 0):
 
 def run(params, act, keep):
     """Forward through the dense input layer and the core: S (T+1, B, H), A (T, B, H)."""
-    Dr, _ = inputs.drive("dense", params, params["x"])
-    return core.forward(Dr, params["W"], params["S0"], act, keep)
+    Dr, _ = DENSE.drive(params, params["x"])
+    return fwd(Dr, params, params["S0"], act, keep)
 
 
 def analytic_grads(params, act, keep, dS, truncate):
     """Gradients {U, b, W, S0, x} for the upstream dS (T, B, H) at the states s_1..s_T."""
     S, A = run(params, act, keep)
-    dD, dW, dS0 = core.backward(dS, S, A, params["W"], act, truncate, keep)
-    grads, dx = inputs.drive_backward("dense", params, params["x"], None, dD)
+    dD, dW, dS0 = bwd(dS, S, A, params["W"], act, truncate, keep)
+    grads, dx = DENSE.backward(params, params["x"], (params["x"], None), dD)
     return {"U": grads["U"], "b": grads["b"], "W": dW, "S0": dS0, "x": dx}
 
 
@@ -71,7 +97,7 @@ def surrogate_states(params, act, keep, K, S_fixed):
     S, _ = run(params, act, keep)
     if K is None:
         return S[1:]
-    Dr, _ = inputs.drive("dense", params, params["x"])
+    Dr, _ = DENSE.drive(params, params["x"])
     out = np.empty_like(S[1:])
     for tp in range(1, T + 1):
         j = tp - K - 1  # index of the held state; j < 0: the path reaches S0
@@ -152,7 +178,7 @@ def test_last_state_regression_gradients(act_name, K, with_keep):
         return 0.5 * float(np.sum((s_T @ p["V"] + p["c"] - y) ** 2))
 
     S, _ = run(params, act, keep)
-    _, dS_T, dV, dc = heads.squared_error(S[-1], params["V"], params["c"], y)
+    _, dS_T, dV, dc = squared_error(S[-1], params["V"], params["c"], y)
     dS = np.zeros((T, B, H))
     dS[-1] = dS_T  # only the last state feeds the head
     grads = analytic_grads(params, act, keep, dS, K)
@@ -161,14 +187,14 @@ def test_last_state_regression_gradients(act_name, K, with_keep):
 
 
 def test_linear_head_alone(rng):
-    """heads.squared_error: dS, dV, dc of sum |S V + c - y|^2 / 2 for N = 5 positions."""
+    """heads.Linear.loss: dS, dV, dc of sum |S V + c - y|^2 / 2 for N = 5 positions."""
     params = {"S": rng.normal(size=(5, H)), "V": rng.normal(size=(H, 3)), "c": rng.normal(size=3)}
     y = rng.normal(size=(5, 3))
 
     def loss(p):
         return 0.5 * float(np.sum((p["S"] @ p["V"] + p["c"] - y) ** 2))
 
-    value, dS, dV, dc = heads.squared_error(params["S"], params["V"], params["c"], y)
+    value, dS, dV, dc = squared_error(params["S"], params["V"], params["c"], y)
     assert value == pytest.approx(loss(params), rel=1e-12)
     check_gradients(loss, params, {"S": dS, "V": dV, "c": dc}, context="head=linear")
 
@@ -182,7 +208,7 @@ def test_linear_head_alone(rng):
 def test_backward_matches_step_by_step_definition(act_name, K, with_keep):
     act, params, G, keep = make_problem(act_name, with_keep)
     S, A = run(params, act, keep)
-    dA, dW, dS0 = core.backward(G, S, A, params["W"], act, K, keep)
+    dA, dW, dS0 = bwd(G, S, A, params["W"], act, K, keep)
     ref_dA, ref_dW, ref_dS0 = reference_backward(G, S, A, params["W"], act, K, keep)
     for name, got, want in (("dA", dA, ref_dA), ("dW", dW, ref_dW), ("dS0", dS0, ref_dS0)):
         err = float(np.max(relative_error(got, want), initial=0.0))
@@ -195,18 +221,18 @@ def test_backward_matches_step_by_step_definition(act_name, K, with_keep):
 def test_truncate_at_least_T_is_full_bptt(with_keep):
     act, params, G, keep = make_problem("tanh", with_keep)
     S, A = run(params, act, keep)
-    full = core.backward(G, S, A, params["W"], act, None, keep)
+    full = bwd(G, S, A, params["W"], act, None, keep)
     for K in (T, T + 5):
-        cut = core.backward(G, S, A, params["W"], act, K, keep)
+        cut = bwd(G, S, A, params["W"], act, K, keep)
         for got, want in zip(cut, full):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     # K = T - 1 still reaches every s_t with t >= 1, but not s_0 from the loss at T.
-    dD, dW, dS0 = core.backward(G, S, A, params["W"], act, T - 1, keep)
+    dD, dW, dS0 = bwd(G, S, A, params["W"], act, T - 1, keep)
     np.testing.assert_allclose(dD, full[0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dW, full[1], rtol=1e-12, atol=1e-14)
     only_last = np.zeros_like(G)
     only_last[-1] = G[-1]
-    from_last = core.backward(only_last, S, A, params["W"], act, None, keep)[2]
+    from_last = bwd(only_last, S, A, params["W"], act, None, keep)[2]
     np.testing.assert_allclose(dS0, full[2] - from_last, rtol=1e-10, atol=1e-14)
 
 
@@ -214,7 +240,7 @@ def test_horizon_zero_keeps_only_the_direct_path():
     """K = 0: dA_t = dS_t * f'(a_t), and nothing reaches S0."""
     act, params, G, _ = make_problem("tanh", False)
     S, A = run(params, act, None)
-    dA, _, dS0 = core.backward(G, S, A, params["W"], act, 0)
+    dA, _, dS0 = bwd(G, S, A, params["W"], act, 0)
     np.testing.assert_allclose(dA, G * (1 - S[1:] ** 2), rtol=1e-12)
     assert not dS0.any()
 
@@ -226,34 +252,34 @@ def test_batched_forward_equals_single_streams():
     act, params, _, _ = make_problem("tanh", False)
     S, _ = run(params, act, None)
     for i in range(B):
-        Dr, _ = inputs.drive("dense", params, params["x"][:, i : i + 1])
-        S_i, _ = core.forward(Dr, params["W"], params["S0"][i : i + 1], act)
+        Dr, _ = DENSE.drive(params, params["x"][:, i : i + 1])
+        S_i, _ = fwd(Dr, params, params["S0"][i : i + 1], act)
         np.testing.assert_allclose(S_i[:, 0], S[:, i], rtol=1e-13)
 
 
 def test_two_windows_with_carried_state_equal_one_long_window():
     act, params, _, _ = make_problem("sigmoid", False)
-    Dr, _ = inputs.drive("dense", params, params["x"])
-    S, _ = core.forward(Dr, params["W"], params["S0"], act)
-    S1, _ = core.forward(Dr[:3], params["W"], params["S0"], act)
-    S2, _ = core.forward(Dr[3:], params["W"], S1[-1], act)
+    Dr, _ = DENSE.drive(params, params["x"])
+    S, _ = fwd(Dr, params, params["S0"], act)
+    S1, _ = fwd(Dr[:3], params, params["S0"], act)
+    S2, _ = fwd(Dr[3:], params, S1[-1], act)
     np.testing.assert_allclose(np.concatenate([S1, S2[1:]]), S, rtol=1e-13)
 
 
 def test_reset_mask_starts_from_zero_state():
     """keep_t = 0 makes step t behave as if the incoming state were 0."""
     act, params, _, keep = make_problem("tanh", True)
-    Dr, _ = inputs.drive("dense", params, params["x"])
-    S, _ = core.forward(Dr, params["W"], params["S0"], act, keep)
-    S_fresh, _ = core.forward(Dr[2:, :1], params["W"], np.zeros((1, H)), act)  # keep[2, 0] = 0
+    Dr, _ = DENSE.drive(params, params["x"])
+    S, _ = fwd(Dr, params, params["S0"], act, keep)
+    S_fresh, _ = fwd(Dr[2:, :1], params, np.zeros((1, H)), act)  # keep[2, 0] = 0
     np.testing.assert_allclose(S[3:, 0], S_fresh[1:, 0], rtol=1e-13)  # stream 0: no later reset
 
 
 def test_step_matches_forward():
     act, params, _, _ = make_problem("relu", False)
-    Dr, _ = inputs.drive("dense", params, params["x"])
-    S, _ = core.forward(Dr, params["W"], params["S0"], act)
+    Dr, _ = DENSE.drive(params, params["x"])
+    S, _ = fwd(Dr, params, params["S0"], act)
     s = params["S0"]
     for t in range(T):
-        s = core.step(Dr[t], params["W"], s, act)
+        s = core.step(cell_of(act), params, Dr[t], s)
     np.testing.assert_allclose(s, S[-1], rtol=1e-13)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import itertools
 import json
 import math
+import os
 from collections import Counter
 
 import numpy as np
 import pytest
 
 from corpora import ngram, synth, text
+from lm import files
 from lm.errors import DataError
 
 TINY = synth.SynthConfig(topics=1, words_per_list=1)
@@ -305,15 +309,48 @@ def test_dedupe_keeps_first_occurrences():
     assert text.dedupe(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
 
 
-def test_read_text_errors(tmp_path):
+def test_prepare_read_errors(tmp_path):
+    """prepare reads through lm.files.read_lines (the one line reader): its messages."""
     with pytest.raises(DataError, match="no such file"):
-        text.read_text(tmp_path / "missing.txt")
+        text.prepare(tmp_path / "missing.txt", tmp_path / "out")
     (tmp_path / "empty.txt").write_text("  \n\n")
     with pytest.raises(DataError, match="empty file"):
-        text.read_text(tmp_path / "empty.txt")
+        text.prepare(tmp_path / "empty.txt", tmp_path / "out")
     (tmp_path / "latin1.txt").write_bytes("fine\nalso fine\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin1.txt:3: not UTF-8 .*column 4"):
-        text.read_text(tmp_path / "latin1.txt")
+    with pytest.raises(DataError, match=r"latin1.txt:3: not valid UTF-8 .*column 4"):
+        text.prepare(tmp_path / "latin1.txt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing made before the input was read
+
+
+def test_prepare_reads_gzip_strips_a_bom_and_splits_like_splitlines(tmp_path):
+    lines = [f"Line {letters(i)} of the text" for i in range(300)]
+    body = "\n".join(lines[:150]) + "\f" + "\u2028".join(lines[150:]) + "\n\n"
+    plain, packed = tmp_path / "raw.txt", tmp_path / "raw.bin"  # gzip found by content
+    plain.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    packed.write_bytes(gzip.compress(b"\xef\xbb\xbf" + body.encode()))
+    a, b = text.prepare(plain, tmp_path / "a"), text.prepare(packed, tmp_path / "b")
+    assert a["input_lines"] == b["input_lines"] == len(("x" + body).splitlines())
+    assert a["nonempty_lines"] == b["nonempty_lines"] == 300
+    for name in text.SPLITS:
+        assert (tmp_path / "a" / f"{name}.txt").read_text() == (
+            tmp_path / "b" / f"{name}.txt"
+        ).read_text()
+    words = {
+        w for name in text.SPLITS for w in (tmp_path / "a" / f"{name}.txt").read_text().split()
+    }
+    assert "line" in words and not any(w.startswith("\ufeff") for w in words)
+    assert a["source_sha256"] == hashlib.sha256(plain.read_bytes()).hexdigest()
+
+
+def test_prepare_refuses_a_line_over_the_limit(tmp_path):
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(b"short line\n" + b"x" * 5000 + b"\nanother\n")
+    files.set_max_line_bytes(4096)
+    try:
+        with pytest.raises(DataError, match=r"raw.txt:2: line longer than 4096 bytes"):
+            text.prepare(raw, tmp_path / "out")
+    finally:
+        files.set_max_line_bytes(None)
 
 
 def letters(i: int) -> str:
@@ -395,3 +432,23 @@ def test_write_atomic_leaves_no_temporary_files(tmp_path):
     text.write_atomic(tmp_path / "a.txt", "two\n")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     assert (tmp_path / "a.txt").read_text() == "two\n"
+
+
+def test_write_atomic_is_lm_files_writer(tmp_path, monkeypatch):
+    """corpora writes through lm.files.atomic_write: its temporary names are the ones
+    lm.files.remove_temp_files cleans up after a kill."""
+    seen = []
+    real = files.atomic_write
+
+    def spy(path, mode="wb"):
+        seen.append(os.fspath(path))
+        return real(path, mode)
+
+    monkeypatch.setattr(files, "atomic_write", spy)
+    text.write_atomic(tmp_path / "a.txt", "one\n")
+    assert seen == [str(tmp_path / "a.txt")]
+
+
+def test_write_atomic_failure_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="cannot write"):
+        text.write_atomic(tmp_path / "missing" / "a.txt", "x\n")

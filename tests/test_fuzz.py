@@ -31,7 +31,7 @@ from lmfixtures import TINY_CORPUS, make_model
 import lm
 from lm import data
 from lm.generation import PromptWarning
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import BOS, EOS, UNK, Vocab, replace_surrogates
 
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
@@ -41,7 +41,7 @@ def _lowercasing_model() -> lm.LanguageModel:
     vocab = Vocab.build(
         [line.upper() for line in TINY_CORPUS] + ["İstanbul Straße"], lowercase=True
     )
-    net = RNNLM.create(ModelConfig(n_vocab=vocab.size, hidden=6), np.random.default_rng(1))
+    net = Network.create(ModelConfig(n_vocab=vocab.size, hidden=6), np.random.default_rng(1))
     return lm.LanguageModel(net, vocab)
 
 

@@ -19,9 +19,9 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return make_model()
+@pytest.fixture(scope="module", params=["elman", "gru", "lstm"])
+def model(request):
+    return make_model(cell=request.param)
 
 
 def word_ids(model, words):
@@ -84,9 +84,10 @@ def assert_matches_distribution(counts, probs):
 
 
 @pytest.mark.parametrize("prompt", ["", "the cat", "a dog saw"])
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", ["onehot", "embedding", "gru", "lstm"])
 def test_greedy_is_the_argmax_at_every_step(prompt, kind):
-    m = make_model(input=kind, seed=3)
+    options = {"cell": kind} if kind in ("gru", "lstm") else {"input": kind}
+    m = make_model(seed=3, **options)
     (s,) = m.generate(prompt=prompt, greedy=True, max_tokens=30)
     prompt_ids = word_ids(m, s.prompt_tokens)
     ids = word_ids(m, s.tokens)
@@ -434,12 +435,52 @@ def test_wide_beam_is_exhaustive_search(model):
         seq = list(ids) + ([EOS] if eos else [])
         scored.append((sum(lps[j, i] for j, i in enumerate(seq)) / LN10, ids, eos))
     scored.sort(key=lambda c: -c[0])
-    found = model.generate(prompt="a", beam=200, max_tokens=2)
+    found = model.generate(prompt="a", beam=200, max_tokens=2, min_tokens=0)
     assert len(found) == len(candidates)
     for s, (value, ids, eos) in zip(found[:20], scored[:20]):
         assert tuple(word_ids(model, s.tokens)) == ids
         assert (s.stopped == "eos") == eos
         assert s.log10prob == pytest.approx(value, abs=1e-6)
+
+
+def beam_candidates(model, min_words: int):
+    """Every continuation of "a" up to two words (ending with </s>, or two words long), with
+    at least ``min_words`` words, scored by replaying the network, best first."""
+    words = [i for i in range(model.net.config.n_vocab) if i not in (BOS, EOS)]
+    candidates = [((), True)] + [((w,), True) for w in words]
+    candidates += [((w1, w2), False) for w1 in words for w2 in words]
+    prompt = word_ids(model, ["a"])
+    scored = []
+    for ids, eos in candidates:
+        if len(ids) < min_words:
+            continue
+        lps = replay(model, prompt, list(ids))
+        seq = list(ids) + ([EOS] if eos else [])
+        scored.append((sum(lps[j, i] for j, i in enumerate(seq)) / LN10, ids, eos))
+    return sorted(scored, key=lambda c: -c[0])
+
+
+@pytest.mark.parametrize("min_tokens", [None, 1, 2])
+def test_beam_min_tokens_is_exhaustive_search_over_long_enough_texts(model, min_tokens):
+    """The default (None) is 1: the empty continuation is never returned."""
+    scored = beam_candidates(model, 1 if min_tokens is None else min_tokens)
+    options = {} if min_tokens is None else {"min_tokens": min_tokens}
+    found = model.generate(prompt="a", beam=200, max_tokens=2, **options)
+    assert len(found) == len(scored)
+    for s, (value, ids, eos) in zip(found[:20], scored[:20]):
+        assert tuple(word_ids(model, s.tokens)) == ids
+        assert (s.stopped == "eos") == eos
+        assert s.log10prob == pytest.approx(value, abs=1e-6)
+
+
+def test_default_beam_never_returns_the_empty_text(model):
+    for prompt in ("", "the", "the cat sat on the mat"):
+        best = model.generate(prompt=prompt, beam=3, max_tokens=6)
+        empty = model.generate(prompt=prompt, beam=3, max_tokens=6, min_tokens=0)
+        assert all(s.tokens for s in best)
+        assert len(best) == len(empty) == 3
+        # min_tokens only removes candidates: the rest keep their order and scores
+        assert [s for s in empty if s.tokens] == best[: len([s for s in empty if s.tokens])]
 
 
 def test_narrow_beam_is_a_prefix_with_num(model):
@@ -484,11 +525,38 @@ def test_length_normalised_beam_is_ranked_per_token(model):
         {"beam": 2, "top_p": 0.5},
         {"beam": 2, "num": 3},
         {"length_norm": True},
+        {"min_tokens": 1},
+        {"beam": 2, "min_tokens": -1},
+        {"beam": 2, "min_tokens": 1.5},
+        {"beam": 2, "max_tokens": 3, "min_tokens": 4},
+        {"max_tokens": 10**12},
+        {"num": 10**9},
+        {"beam": 10**8},
     ],
 )
 def test_bad_options_raise_value_error(model, options):
     with pytest.raises(ValueError):
         model.generate(prompt="the", **options)
+
+
+@pytest.mark.parametrize("name", ["greedy", "no_unk", "length_norm"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None, "False"])
+def test_flags_must_be_bools(model, name, value):
+    """greedy="no" is not greedy decoding (nor is it turned on)."""
+    with pytest.raises(TypeError, match=f"{name} must be True or False"):
+        model.generate(prompt="the", **{name: value})
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating(model):
+    """The vocabulary- and state-dependent part is checked with the model's sizes."""
+    opts = generation.GenerationOptions(num=10**6, max_tokens=1)
+    opts.check_memory(n_vocab=12, hidden=8)  # about 1 GB: fits
+    with pytest.raises(ValueError, match=r"max_tokens=1 and num=1000000 with a 10000000-word"):
+        opts.check_memory(n_vocab=10**7, hidden=8)
+    with pytest.raises(ValueError, match="more than the 1 kB available"):
+        generation.GenerationOptions(beam=3).check_memory(12, 8, limit=1000)
+    beam = generation.GenerationOptions(beam=4, max_tokens=7)
+    assert beam.memory_bytes(100, 8) < beam.memory_bytes(1000, 8) < beam.memory_bytes(1000, 80)
 
 
 def test_unknown_option_is_a_type_error(model):

@@ -207,7 +207,7 @@ def kill_repeatedly(corpus, out, tmp_path, delays) -> tuple[int, int]:
         kills += 1
         in_write += bool(leftovers(out))
         assert_last_checkpoint_is_whole(out)
-        args = ["--resume", str(out), "--quiet"]
+        args = ["--resume", str(out)]  # not --quiet: "resuming" says it has started
     return kills, in_write
 
 

@@ -2,38 +2,26 @@
 
 import numpy as np
 import pytest
+from gradcheck import check_gradients
 
-from lm import heads
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 
 N_VOCAB = 7
 
 
-def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0):
+def make_net(input="onehot", activation="tanh", hidden=5, dtype=np.float64, seed=0, cell="elman"):
     config = ModelConfig(
         n_vocab=N_VOCAB,
         hidden=hidden,
         input=input,
         embed_dim=4 if input == "embedding" else 0,
         activation=activation,
+        cell=cell,
     )
-    net = RNNLM.create(config, np.random.default_rng(seed), dtype=dtype)
+    net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
         net.params[k] += np.random.default_rng(seed + 1).normal(0, 0.3, net.params[k].shape)
     return net
-
-
-def numeric_grad(f, X, eps=1e-6):
-    G = np.zeros_like(X)
-    for i in np.ndindex(X.shape):
-        old = X[i]
-        X[i] = old + eps
-        hi = f()
-        X[i] = old - eps
-        lo = f()
-        X[i] = old
-        G[i] = (hi - lo) / (2 * eps)
-    return G
 
 
 @pytest.mark.parametrize("input", ["onehot", "embedding"])
@@ -51,25 +39,12 @@ def test_whole_model_gradient(input, activation, independent):
     keep = (x != 2)[..., None].astype(float) if independent else None
     loss, grads, _ = net.loss_and_grads(x, y, S0, None, keep)
 
-    def mean_loss():
+    def mean_loss(params):
         return net.loss_and_grads(x, y, S0, None, keep)[0] / (T * B)
 
     assert set(grads) == set(net.params)
-    for name, P in net.params.items():
-        num = numeric_grad(mean_loss, P)
-        err = np.abs(num - grads[name]).max() / max(1e-8, np.abs(num).max())
-        assert err < 1e-5, f"{name}: relative error {err:.2e} ({input}, {activation})"
-
-
-def test_onehot_gather_equals_explicit_product():
-    net = make_net("onehot")
-    ids = np.array([[0, 3], [6, 3]])
-    onehot = np.eye(N_VOCAB)[ids]  # (T, B, n_vocab), only in this test
-    explicit = onehot @ net.params["U"] + net.params["b"]
-    from lm import inputs
-
-    gathered, _ = inputs.drive("onehot", net.params, ids)
-    np.testing.assert_allclose(gathered, explicit, rtol=1e-12)
+    context = f"input={input}, activation={activation}, independent={independent}"
+    check_gradients(mean_loss, net.params, grads, context=context)
 
 
 def test_every_next_word_distribution_sums_to_one():
@@ -79,59 +54,9 @@ def test_every_next_word_distribution_sums_to_one():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_log_softmax_is_stable_for_huge_logits():
-    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=np.float32)
-    lp = heads.log_softmax(z)
-    assert np.isfinite(lp).all()
-    np.testing.assert_allclose(lp[0, 0], 0.0, atol=1e-6)
-    np.testing.assert_allclose(np.exp(lp[1]), 1 / 3, rtol=1e-6)
-    S = np.ones((2, 1), dtype=np.float32)
-    V = np.array([[1e4, -1e4, 0.0]], dtype=np.float32)
-    lp_t = heads.target_logprobs(S, V, np.zeros(3, np.float32), np.array([0, 1]))
-    assert np.isfinite(lp_t[0]) and lp_t[0] == pytest.approx(0.0)
-
-
-@pytest.mark.parametrize("scale", [1.0, 30.0, 200.0, 1e4])
-def test_target_logprobs_equal_log_softmax_at_every_scale(scale):
-    """The unshifted fast path and its shifted fallback both agree with log_softmax: logits
-    of +-scale put some rows past exp's float32 range (overflow) and some below it."""
-    rng = np.random.default_rng(0)
-    N, H, n_vocab = 300, 8, 50  # N >= 64: the two-thread path
-    S = rng.normal(0, 1, (N, H)).astype(np.float32)
-    S[::7] *= -1
-    V = (rng.normal(0, scale / np.sqrt(H), (H, n_vocab))).astype(np.float32)
-    c = rng.normal(0, scale, n_vocab).astype(np.float32)
-    c[:10] -= 3 * scale  # some rows far below any exp range too
-    targets = rng.integers(0, n_vocab, N)
-    expected = heads.log_softmax((S @ V + c).astype(np.float64))[np.arange(N), targets]
-    got = heads.target_logprobs(S, V, c, targets)
-    assert np.isfinite(got).all()
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * max(1.0, scale / 30))
-
-
-@pytest.mark.parametrize("scale", [1.0, 200.0])
-def test_softmax_xent_equals_explicit_softmax_when_rows_need_the_shift(scale):
-    """Loss and gradients against p - onehot computed in the textbook way, in float64; at
-    scale 200 most rows overflow unshifted and take the shifted path."""
-    rng = np.random.default_rng(1)
-    N, H, n_vocab = 200, 6, 40
-    S = rng.normal(0, 1, (N, H))
-    V = rng.normal(0, scale / np.sqrt(H), (H, n_vocab))
-    c = rng.normal(0, scale, n_vocab)
-    targets = rng.integers(0, n_vocab, N)
-    logp = heads.log_softmax(S @ V + c)
-    G = np.exp(logp)
-    G[np.arange(N), targets] -= 1  # dL/dz
-    loss, dS, dV, dc = heads.softmax_xent(S, V, c, targets)
-    assert loss == pytest.approx(-logp[np.arange(N), targets].sum(), rel=1e-10)
-    np.testing.assert_allclose(dS, G @ V.T, rtol=1e-8, atol=1e-8 * scale)
-    np.testing.assert_allclose(dV, S.T @ G, rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(dc, G.sum(axis=0), rtol=1e-8, atol=1e-8)
-
-
 def test_initial_loss_is_close_to_log_vocabulary():
     config = ModelConfig(n_vocab=1000, hidden=32)
-    net = RNNLM.create(config, np.random.default_rng(0))
+    net = Network.create(config, np.random.default_rng(0))
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 1000, (2, 20, 8))
     loss, _, _ = net.loss_and_grads(x, y, net.zero_state(8))
@@ -180,7 +105,58 @@ def test_gradient_with_dropout_masks(input):
         return net.loss_and_grads(x, y, S0, dropout=0.3, rng=np.random.default_rng(11))
 
     _, grads, _ = run()
-    for name, P in net.params.items():
-        num = numeric_grad(lambda: run()[0] / (T * B), P)
-        err = np.abs(num - grads[name]).max() / max(1e-8, np.abs(num).max())
-        assert err < 1e-5, f"{name}: relative error {err:.2e} ({input}, dropout)"
+    check_gradients(
+        lambda params: run()[0] / (T * B), net.params, grads, context=f"input={input}, dropout"
+    )
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("independent", [False, True])
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_whole_model_gradient_gated_cells(cell, input, independent, dropout):
+    """Input layer + gated cell + softmax head, full BPTT, resets and dropout masks."""
+    rng = np.random.default_rng(4)
+    net = make_net(input, cell=cell)
+    T, B = 5, 3
+    x, y = rng.integers(0, N_VOCAB, (2, T, B))
+    x[2, 1] = 2  # a sentence start inside the window
+    S0 = rng.normal(0, 0.5, net.zero_state(B).shape)
+    keep = (x != 2)[..., None].astype(float) if independent else None
+
+    def run():
+        return net.loss_and_grads(x, y, S0, None, keep, dropout, np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params)
+    context = f"cell={cell}, input={input}, independent={independent}, dropout={dropout}"
+    check_gradients(lambda p: run()[0] / (T * B), net.params, grads, context=context)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_truncated_whole_model_gradient_stops_at_the_horizon(cell):
+    """With K >= T the truncated gradient is the full one; with K = 1 the input rows of the
+    first steps lose the later losses' share (the definition is checked in test_cells.py)."""
+    rng = np.random.default_rng(6)
+    net = make_net("onehot", cell=cell)
+    x, y = rng.integers(0, N_VOCAB, (2, 5, 2))
+    S0 = net.zero_state(2)
+    _, full, _ = net.loss_and_grads(x, y, S0, None)
+    _, cut, _ = net.loss_and_grads(x, y, S0, 5)
+    for k in full:
+        np.testing.assert_allclose(cut[k], full[k], rtol=1e-12, atol=1e-15)
+    _, short, _ = net.loss_and_grads(x, y, S0, 1)
+    assert not np.allclose(short["U"], full["U"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_next_word_distributions_sum_to_one_and_steps_match(cell):
+    net = make_net("embedding", cell=cell, dtype=np.float32)
+    x = np.random.default_rng(0).integers(0, N_VOCAB, (6, 3))
+    S = net.states(x, net.zero_state(3))
+    s = net.zero_state(3)
+    for t in range(6):
+        s = net.step(x[t], s)
+        np.testing.assert_allclose(s, S[t + 1], rtol=1e-5, atol=1e-6)
+        p = np.exp(net.next_logprobs(s).astype(np.float64))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)

@@ -101,35 +101,46 @@ def test_finite_norm_refuses_a_step_that_must_not_be_taken(loss, grad, max_loss)
         assert optim.finite_norm(loss, grads, max_loss) is None
 
 
-def test_clip_and_update_clips_values_then_the_norm_then_updates(rng):
+def test_guarded_update_clips_values_then_the_norm_then_updates(rng):
     params = {k: rng.normal(size=g.shape) for k, g in grads_of(rng, 1.0).items()}
     grads = grads_of(rng, 20.0)
     expected_p = {k: v.copy() for k, v in params.items()}
     expected_g = {k: g.copy() for k, g in grads.items()}
     optim.clip_values(expected_g, 10.0)
-    expected_norm = optim.clip_global_norm(expected_g, 2.0)
+    optim.clip_global_norm(expected_g, 2.0)
     optim.SGD(lr=0.1).update(expected_p, expected_g)
 
-    norm = optim.clip_and_update(params, grads, optim.SGD(lr=0.1), clip_value=10.0, clip_norm=2.0)
-    assert norm == expected_norm  # the norm after value clipping, before norm clipping
+    assert optim.guarded_update(params, grads, optim.SGD(lr=0.1), 1.0, 10.0, 2.0)
     for k, p in params.items():
         np.testing.assert_array_equal(p, expected_p[k])
 
 
 @pytest.mark.parametrize("off", [None, 0, 0.0])
-def test_clip_and_update_without_clipping_is_the_plain_update(rng, off):
+def test_guarded_update_without_clipping_is_the_plain_update(off):
     params = {"w": np.zeros(3)}
     grads = {"w": np.array([30.0, -40.0, 0.0])}
-    norm = optim.clip_and_update(params, grads, optim.SGD(lr=1.0), clip_value=off, clip_norm=off)
-    assert norm == pytest.approx(50.0)
+    assert optim.guarded_update(params, grads, optim.SGD(lr=1.0), 1.0, off, off)
     np.testing.assert_array_equal(params["w"], [-30.0, 40.0, 0.0])
 
 
-def test_clip_and_update_updates_only_the_given_gradients():
+def test_guarded_update_updates_only_the_given_gradients():
     params = {"w": np.ones(2), "b": np.ones(2)}
-    optim.clip_and_update(params, {"w": np.ones(2)}, optim.SGD(lr=0.5))
+    assert optim.guarded_update(params, {"w": np.ones(2)}, optim.SGD(lr=0.5), 0.0)
     np.testing.assert_array_equal(params["w"], [0.5, 0.5])
     np.testing.assert_array_equal(params["b"], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "loss, grad, max_loss",
+    [(float("nan"), 1.0, np.inf), (1.0, float("inf"), np.inf), (800.0, 1.0, 709.0)],
+)
+def test_guarded_update_refuses_what_finite_norm_refuses_and_changes_nothing(loss, grad, max_loss):
+    params = {"w": np.ones(2)}
+    grads = {"w": np.array([grad, 1.0])}
+    opt = optim.Adam(lr=0.1)
+    assert not optim.guarded_update(params, grads, opt, loss, 0.5, 1.0, max_loss)
+    np.testing.assert_array_equal(params["w"], [1.0, 1.0])
+    assert opt.t == 0 and grads["w"][1] == 1.0  # no update, no clipping
 
 
 def test_adam_threads_keep_the_callers_errstate():

@@ -23,7 +23,7 @@ from lmfixtures import make_model, save_model_dir
 import lm
 from lm import checkpoint
 from lm.errors import ModelFileError
-from lm.model import RNNLM, ModelConfig
+from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -364,7 +364,7 @@ def test_model_directory_that_is_a_file(tmp_path):
 def test_lowercasing_tokenizer_still_loads(tmp_path):
     """The tokenizer check accepts what Vocab.build writes, lowercasing included."""
     vocab = Vocab.build(["The Cat sat", "a DOG"], lowercase=True)
-    net = RNNLM.create(ModelConfig(n_vocab=vocab.size, hidden=4), np.random.default_rng(0))
+    net = Network.create(ModelConfig(n_vocab=vocab.size, hidden=4), np.random.default_rng(0))
     checkpoint.save_model(tmp_path / "m", net, vocab)
     assert lm.load(tmp_path / "m").vocab.encode("THE cat")[1].tolist() == [False, False]
 
@@ -375,3 +375,44 @@ def test_temporary_files_are_never_read(copy):
         (copy / f".tmp-abcd1234-{name}").write_bytes(b"half a file")
     good = lm.load(copy)
     assert good.score("the cat sat") == pytest.approx(make_model().score("the cat sat"), abs=1e-9)
+
+
+def _cell_model_dir(tmp_path, cell):
+    d = tmp_path / cell
+    save_model_dir(d, make_model(cell=cell))
+    return d
+
+
+@pytest.mark.parametrize(
+    "cell, edit, words",
+    [
+        ("gru", lambda a: a.pop("bh"), "missing arrays bh"),
+        ("gru", lambda a: a.__setitem__("W", np.zeros((8, 8), np.float32)), "W has shape (8, 8)"),
+        ("lstm", lambda a: a.__setitem__("U", a["U"][:, :16]), "U has shape"),
+        ("lstm", lambda a: a.__setitem__("bh", np.zeros(32, np.float32)), "unexpected arrays bh"),
+    ],
+)
+def test_gated_cell_arrays_that_disagree_with_the_config(tmp_path, cell, edit, words):
+    d = _cell_model_dir(tmp_path, cell)
+    arrays = dict(np.load(d / "weights.npz"))
+    edit(arrays)
+    np.savez(d / "weights.npz", **arrays)
+    with pytest.raises(ModelFileError) as e:
+        lm.load(d)
+    assert str(e.value).startswith(f"{d / 'weights.npz'}: ") and words in str(e.value)
+
+
+def test_a_model_directory_without_a_cell_field_loads_as_elman(copy):
+    """Directories written before cells existed: config.json's model has no "cell"."""
+    config = json.loads((copy / "config.json").read_text())
+    del config["model"]["cell"]
+    (copy / "config.json").write_text(json.dumps(config))
+    assert lm.load(copy).net.config.cell == "elman"
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_models_round_trip(tmp_path, cell):
+    model = make_model(cell=cell)
+    loaded = lm.load(_cell_model_dir(tmp_path, cell))
+    assert loaded.net.config.cell == cell
+    assert loaded.score("the cat sat") == model.score("the cat sat")

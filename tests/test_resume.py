@@ -315,7 +315,7 @@ def test_a_finished_run_is_extended_with_a_larger_epochs(tmp_path, corpus):
     same = run("train", "--resume", out)
     assert same.exit_code == 0
     assert "nothing to do: --epochs 1 reached; give a larger --epochs to train on" in same.stderr
-    r = run("train", "--resume", out, "--epochs", "3", "--lr", "0.001", "--quiet", "--json")
+    r = run("train", "--resume", out, "--epochs", "3", "--lr", "0.001", "--json")
     assert r.exit_code == 0, r.output
     assert (
         f"resuming {out} at epoch 2, window 0 with --epochs 3 (was 1), --lr 0.001 (was 0.005)"

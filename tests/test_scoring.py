@@ -3,9 +3,11 @@ proper distribution over sentences, batching, long lines, corpus counts, trainin
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
+import sys
 import tracemalloc
 
 import numpy as np
@@ -21,7 +23,13 @@ from lm.tokenizer import BOS, EOS, UNK
 
 LN10 = math.log(10.0)
 PTB_VALID = "/work/shared/corpora/ptb/ptb.valid.txt"
-MODELS = {kind: make_model(input=kind) for kind in ("onehot", "embedding")}
+KINDS = {  # model variants every scoring property is checked on
+    "onehot": {"input": "onehot"},
+    "embedding": {"input": "embedding"},
+    "gru": {"cell": "gru"},
+    "lstm": {"cell": "lstm", "input": "embedding"},
+}
+MODELS = {kind: make_model(**options) for kind, options in KINDS.items()}
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})
 
 
@@ -41,7 +49,7 @@ def replay(model, ids, bos=True, eos=True) -> np.ndarray:
 # ----- the chain rule -----
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("bos", [True, False])
 @pytest.mark.parametrize("eos", [True, False])
 @pytest.mark.parametrize("sentence", ["the cat sat on the mat", "", "zebra", "a <unk> dog </s>"])
@@ -73,12 +81,12 @@ def test_bos_false_predicts_the_first_word_from_the_output_bias():
     assert first == pytest.approx(expected / LN10, rel=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("bos", [True, False])
 def test_sentence_probabilities_sum_to_one(kind, bos):
     """sum of P(s </s>) over all sentences of up to L tokens + P(longer than L) = 1, by
     enumerating every id sequence (<unk> and <s> included) over a 3-word vocabulary."""
-    model = make_model(lines=["a b c"], input=kind, hidden=6, dtype=np.float64, seed=3)
+    model = make_model(lines=["a b c"], hidden=6, dtype=np.float64, seed=3, **KINDS[kind])
     n_vocab = model.net.config.n_vocab
     assert n_vocab == 6
     tokens = [i for i in range(n_vocab) if i != EOS]
@@ -176,7 +184,7 @@ sentences_st = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @settings(max_examples=40, deadline=None)
 @given(lines=sentences_st, batch_size=st.integers(1, 8), bos=st.booleans(), eos=st.booleans())
 def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
@@ -188,7 +196,7 @@ def test_batched_equals_one_at_a_time(kind, lines, batch_size, bos, eos):
         np.testing.assert_allclose(s.log10probs, alone, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_windows_and_small_groups_carry_the_state(kind, monkeypatch):
     model = MODELS[kind]
     rng = np.random.default_rng(1)
@@ -292,12 +300,23 @@ def test_file_and_lines_agree_with_crlf_and_no_final_newline(tmp_path, capsys):
     assert capsys.readouterr().err == ""  # progress=False: no bar
 
 
-def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_goes_to_stderr_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     path = tmp_path / "text.txt"
     path.write_text("the cat sat\n" * 10)
     lm.perplexity(MODELS["onehot"], path, progress=True)
-    out, err = capsys.readouterr()
-    assert out == "" and "text.txt" in err
+    assert capsys.readouterr() == ("", "")  # not a terminal: no bar, no \r frames in a log
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    lm.perplexity(MODELS["onehot"], path, progress=True)
+    assert "text.txt" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(sys, "stderr", None)  # stderr closed: no bar, no error
+    assert lm.perplexity(MODELS["onehot"], path, progress=True).sentences == 10
 
 
 def test_chunks_do_not_change_the_corpus_perplexity(monkeypatch):
@@ -341,3 +360,23 @@ def test_matches_training_validation_independent(tmp_path):
     assert r.tokens == n_tokens == len(stream) - 1
     assert r.ppl == pytest.approx(validation_ppl, rel=1e-5)
     assert BOS not in stream  # the <s> id is never an input
+
+
+# ----- OOV rate -----
+
+
+def test_oov_rate_counts_words_outside_the_vocabulary(tmp_path):
+    vocab = MODELS["onehot"].vocab
+    path = tmp_path / "valid.txt"
+    path.write_text("the cat sat\nthe zebra <unk> yak\n\n")
+    r = scoring.oov_rate(vocab, path)
+    assert (r.words, r.oovs) == (7, 2)  # a literal <unk> is a vocabulary word
+    assert r.rate == pytest.approx(2 / 7)
+    assert r.describe("valid.txt") == (
+        "valid.txt: OOV rate 28.57% (2 of 7 words outside the vocabulary, scored as <unk>)"
+    )
+    assert scoring.oov_rate(vocab, ["the cat", "zebra"]) == scoring.OovRate(3, 1)
+    empty = scoring.oov_rate(vocab, [])
+    assert math.isnan(empty.rate) and "OOV rate undefined" in empty.describe("e")
+    with pytest.raises(DataError, match="no such file"):
+        scoring.oov_rate(vocab, "the cat sat")

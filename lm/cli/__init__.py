@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from lm import __version__
-from lm.cli.common import keep_freed_memory
+from lm.cli.common import LMGroup, global_options, keep_freed_memory
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="lm")
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="BLAS threads for the matrix products [default: one per core]. Use 1 when another "
-    "CPU-heavy job shares the cores.",
+@click.group(
+    cls=LMGroup,  # --debug, --threads, --max-line-bytes: before or after the command name
+    params=global_options(),
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-def main(debug: bool, threads: int | None) -> None:
+@click.version_option(__version__, prog_name="lm")
+def main() -> None:
     """Word-level RNN language models: train, score, generate, and the cosine experiment."""
-    if debug:
-        os.environ["LM_DEBUG"] = "1"
-    if threads:
-        from lm.core import limit_blas_threads
-
-        limit_blas_threads(threads)
     keep_freed_memory()
 
 
-def _register() -> None:
-    import importlib
+from lm.cli import (  # noqa: E402
+    corpus,
+    cosine,
+    demo,
+    generate,
+    mix,
+    perplexity,
+    plot,
+    rescore,
+    score,
+    train,
+)
 
-    for name in ("cosine", "plot", "train", "score", "perplexity", "generate", "corpus", "demo"):
-        try:
-            module = importlib.import_module(f"lm.cli.{name}")
-        except ModuleNotFoundError as e:  # a command module not written yet
-            if e.name != f"lm.cli.{name}":
-                raise
-            continue
-        main.add_command(module.command)
-
-
-_register()
+for _module in (cosine, plot, train, score, perplexity, mix, rescore, generate, corpus, demo):
+    main.add_command(_module.command)

@@ -1,4 +1,5 @@
-"""``lm corpus``: make corpora on this machine with no download (synthetic, pydoc, any text)."""
+"""``lm corpus``: make corpora on this machine with no download (synthetic, pydoc, any text),
+and the Kneser-Ney bigram baseline as an ARPA file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import click
 
 from corpora import synth, text
-from lm.cli.common import handle_errors
+from lm.cli.common import SEED, echo_lines, handle_errors
 
 _OUTDIR = click.argument("outdir", type=click.Path(path_type=Path))
 _FORCE = click.option(
@@ -35,12 +36,12 @@ def command() -> None:
 @_OUTDIR
 @click.option(
     "--tokens",
-    type=int,
+    type=click.IntRange(min=1),
     default=synth.DEFAULT_TOKENS,
     show_default=True,
     help="Words in all three splits together (90% train, 5% valid, 5% test).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed.")
 @_FORCE
 @_QUIET
 @_JSON
@@ -55,7 +56,7 @@ def synth_command(
     """
     info = synth.build(outdir, tokens=tokens, seed=seed, force=force, progress=not quiet)
     if as_json:
-        click.echo(json.dumps(info))
+        echo_lines(json.dumps(info))
     if not quiet:
         source = info["source"]
         click.echo(
@@ -102,15 +103,35 @@ def prepare_command(raw: Path, outdir: Path, force: bool, quiet: bool, as_json: 
     """Normalise the UTF-8 text file RAW line by line into a corpus in OUTDIR.
 
     Lowercase, numbers become N, punctuation is dropped, empty and repeated lines are dropped;
-    split 90/5/5 by a hash of each line.
+    split 90/5/5 by a hash of each line. RAW may be gzip-compressed; a byte-order mark at its
+    start is dropped; lines longer than --max-line-bytes are refused.
     """
     meta = text.prepare(raw, outdir, force=force, progress=not quiet)
     _report(outdir, meta, quiet, as_json)
 
 
+@command.command("bigram")
+@click.argument("train", type=click.Path(path_type=Path))
+@click.argument("arpa", type=click.Path(dir_okay=False, path_type=Path))
+@_QUIET
+@handle_errors
+def bigram_command(train: Path, arpa: Path, quiet: bool) -> None:
+    """Fit the Kneser-Ney bigram baseline on TRAIN and write it to ARPA (an ARPA file that
+    KenLM, and so lm score --ngram, reads)."""
+    from corpora.ngram import KneserNeyBigram
+    from lm.data import read_lines
+
+    model = KneserNeyBigram().fit(read_lines(train))
+    model.write_arpa(arpa)
+    if not quiet:
+        click.echo(
+            f"wrote {arpa}: {len(model.vocab_)} words, {len(model.bigrams_)} bigrams", err=True
+        )
+
+
 def _report(outdir: Path, meta: dict, quiet: bool, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(meta))
+        echo_lines(json.dumps(meta))
     if not quiet:
         click.echo(
             f"wrote {outdir}: {meta['duplicates_dropped']} duplicate lines dropped, "

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from lm import activations, cosine
-from lm.cli.common import handle_errors
+from lm import activations, cells, cosine, files, memory
+from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 
 _PATH = click.Path(dir_okay=False, writable=True)
 _MAX_ROWS = 20  # epochs printed in text mode: all of them up to this many, else evenly spaced
@@ -23,28 +23,35 @@ _MAX_ROWS = 20  # epochs printed in text mode: all of them up to this many, else
     show_default=True,
     help="seed: the chapter's settings; tuned: a tanh RNN with Adam.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed (weights).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epochs.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate.")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), help="Learning rate.")
 @click.option("--hidden", type=click.IntRange(min=1), help="Hidden units H.")
-@click.option("--activation", type=click.Choice(activations.NAMES), help="Activation f.")
-@click.option("--alpha", type=click.FloatRange(min=0), help="Leaky ReLU slope (default 0.01).")
+@click.option(
+    "--cell",
+    type=click.Choice(cells.NAMES),
+    help="Recurrent cell [default: elman]; gru and lstm have fixed nonlinearities.",
+)
+@click.option(
+    "--activation", type=click.Choice(activations.NAMES), help="The elman cell's activation f."
+)
+@click.option("--alpha", type=FiniteFloat(min=0), help="Leaky ReLU slope (default 0.01).")
 @click.option("--truncate", type=click.IntRange(min=1), help="BPTT horizon K (>= 50 is full BPTT).")
 @click.option(
     "--clip",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Clip gradient elements to [-CLIP, CLIP]; 0 turns clipping off.",
 )
 @click.option(
     "--clip-norm",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Clip the global gradient norm to CLIP_NORM; 0 turns it off.",
 )
 @click.option("--plot", type=_PATH, help="Save predictions vs actual (validation) as PNG.")
 @click.option("--loss-plot", type=_PATH, help="Save the loss curves as PNG.")
 @click.option("--data-plot", type=_PATH, help="Save the first 50 values of the series as PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary line to stdout.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @handle_errors
 def command(
     preset,
@@ -52,6 +59,7 @@ def command(
     epochs,
     lr,
     hidden,
+    cell,
     activation,
     alpha,
     truncate,
@@ -70,7 +78,13 @@ def command(
     spaced epochs when there are more; the progress bar on stderr shows them all) and the
     validation RMSE. With --json, stdout is one JSON object instead.
     """
+    if cell not in (None, "elman") and activation is not None:
+        raise click.BadParameter(
+            f"the {cell} cell has fixed nonlinearities; --activation applies to --cell elman only",
+            param_hint="--activation",
+        )
     given = {
+        "cell": cell,
         "epochs": epochs,
         "lr": lr,
         "hidden": hidden,
@@ -85,26 +99,31 @@ def command(
         if overrides.get(key) == 0:
             overrides[key] = None
     config = cosine.make_config(preset, **overrides)
+    H = config.hidden  # 100 windows of 50 steps, float64, scalar input and output
+    nbytes = memory.training_bytes(1, H, batch_size=100, bptt=50, itemsize=8)
+    memory.require(nbytes, f"lm cosine with --hidden {H}")
     for path in (plot, loss_plot, data_plot):  # fail on a bad path now, not after training
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    result = cosine.train(config, np.random.default_rng(seed), progress=not quiet)
+    progress = files.show_progress(not quiet)
+    result = cosine.train(config, np.random.default_rng(seed), progress=progress)
     cosine.save_figures(result, plot=plot, loss_plot=loss_plot, data_plot=data_plot)
     summary = {**result.summary(), "seed": seed}
     if as_json:
-        click.echo(json.dumps(summary))
+        echo_lines(json.dumps(summary))
         return
-    _print_losses(result)
-    click.echo(f"validation RMSE {result.rmse:.6f} ({preset}, {result.seconds:.1f} s)")
+    rmse = f"validation RMSE {result.rmse:.6f} ({preset}, {result.seconds:.1f} s)"
+    echo_lines("\n".join([*_loss_rows(result), rmse]))
 
 
-def _print_losses(result: cosine.Result) -> None:
+def _loss_rows(result: cosine.Result) -> list[str]:
     """Epoch, training and validation loss: every epoch, or _MAX_ROWS evenly spaced ones."""
     n = len(result.train_loss)
     shown = sorted({round(i) for i in np.linspace(1, n, min(n, _MAX_ROWS))})
-    click.echo(f"{'epoch':>6}  {'train_loss':>12}  {'val_loss':>12}")
+    rows = [f"{'epoch':>6}  {'train_loss':>12}  {'val_loss':>12}"]
     for epoch in shown:
-        click.echo(
+        rows.append(
             f"{epoch:>6}  {result.train_loss[epoch - 1]:>12.6g}  "
             f"{result.val_loss[epoch - 1]:>12.6g}"
         )
+    return rows

@@ -7,7 +7,8 @@ import json
 import click
 
 from corpora.synth import DEFAULT_TOKENS
-from lm.cli.common import handle_errors
+from lm import files
+from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 
 
 @click.command("demo", short_help="Run the whole toolkit on a synthetic corpus with a known floor.")
@@ -20,7 +21,7 @@ from lm.cli.common import handle_errors
 )
 @click.option(
     "--minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=2.2,
     show_default=True,
     help="Training time budget (the rest takes about a minute).",
@@ -32,17 +33,16 @@ from lm.cli.common import handle_errors
     show_default=True,
     help="Words in the synthetic corpus (all three splits).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: a JSON summary.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @handle_errors
 def command(out, minutes, tokens, seed, as_json, quiet):
     """Synthetic corpus -> train -> perplexity vs oracle -> score, generate -> cosine."""
     from lm import demo
 
-    config = demo.DemoConfig(
-        out=out, minutes=minutes, tokens=tokens, seed=seed, progress=not quiet
-    )
-    summary = demo.run(config, say=click.echo)
+    progress = files.show_progress(not quiet)
+    config = demo.DemoConfig(out=out, minutes=minutes, tokens=tokens, seed=seed, progress=progress)
+    summary = demo.run(config, say=echo_lines)
     if as_json:
-        click.echo(json.dumps(summary))
+        echo_lines(json.dumps(summary))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lm.cli.common import handle_errors
+from lm.cli.common import echo_lines, handle_errors
 
 
 @click.group("plot", short_help="Draw figures as PNG files (activation functions).")
@@ -28,5 +28,4 @@ def activations_command(out_dir: str) -> None:
     """
     from lm import plots
 
-    for path in plots.activation_plots(out_dir):
-        click.echo(str(path))
+    echo_lines("\n".join(str(path) for path in plots.activation_plots(out_dir)))

@@ -1,32 +1,32 @@
-"""``lm score MODEL_DIR [FILE]``: one line of scores per input line, in input order.
+"""``lm score MODEL_DIR [FILE]``: one result per input line, in input order (see lm.formats for
+every shape).
 
-Output (stdout), tab-separated:
+Default (stdout), tab-separated:
 
-    log10prob  tokens  oovs  ppl  [word=id log10prob ...]  sentence
+    log10prob  tokens  oovs  ppl  ppl_excluding_oovs  sentence
 
-``tokens`` counts ``</s>`` (with eos); ``ppl`` = 10 ** (-log10prob / tokens), ``nan`` when no
-token was scored (an empty line with ``--no-eos``). ``--per-token`` inserts one field per
-token, like KenLM's ``query`` (OOV words show id 0, the id of <unk> they are scored as).
-``--json`` prints one JSON object per line instead (ppl ``null`` when undefined).
-An SRILM-style summary goes to stderr at the end unless ``--quiet``.
+``tokens`` counts ``</s>`` (with eos); ``ppl`` = 10 ** (-log10prob / tokens) over every token
+(OOVs scored as ``<unk>``), ``ppl_excluding_oovs`` leaves the OOV tokens out; ``nan`` when no
+token was scored. ``--per-token``: KenLM ``query``'s line instead. ``--format srilm``: SRILM
+``ngram -ppl -debug 2``'s output, file summary included. ``--json``: one JSON object per line.
+Unless ``--quiet`` or ``--format srilm``, SRILM's and KenLM's corpus summaries go to stderr.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 import click
 
 import lm
-from lm import data, scoring
-from lm.cli.common import handle_errors
+from lm import data, formats, scoring
+from lm.cli.common import FiniteFloat, echo_lines, handle_errors
 
 
 def scoring_options(f):
-    """The options ``lm score`` and ``lm perplexity`` share: --bos/--no-bos, --eos/--no-eos,
-    --batch-size, --errors."""
+    """The options ``lm score``, ``lm perplexity`` and ``lm rescore`` share: --bos/--no-bos,
+    --eos/--no-eos, --batch-size, --errors, --ngram, --ngram-weight."""
     for option in reversed(
         [
             click.option(
@@ -55,85 +55,111 @@ def scoring_options(f):
                 show_default=True,
                 help="Non-UTF-8 input: stop with an error, or use U+FFFD.",
             ),
+            click.option(
+                "--ngram",
+                "ngram_path",
+                metavar="PATH",
+                help="Mix in this ARPA or KenLM binary n-gram model (needs kenlm: "
+                "pip install -e '.[ngram]').",
+            ),
+            click.option(
+                "--ngram-weight",
+                type=FiniteFloat(0.0, 1.0),
+                metavar="W",
+                help="The n-gram's share: p = (1 - W) p_rnn + W p_ngram per token "
+                "(find W with lm mix).",
+            ),
         ]
     ):
         f = option(f)
     return f
 
 
+def unk_penalty_option(f):
+    return click.option(
+        "--unk-penalty",
+        type=FiniteFloat(max=0.0),
+        metavar="LOG10P",
+        help="Score every OOV word at this log10 probability instead of the model's <unk> "
+        "(it then counts in every total, SRILM's included).",
+    )(f)
+
+
+def load_scorer(model_dir: str, ngram_path: str | None, ngram_weight: float | None):
+    """The model in MODEL_DIR, or its mixture with the n-gram model (lm.interpolate)."""
+    if ngram_weight is not None and ngram_path is None:
+        raise click.UsageError("--ngram-weight needs --ngram PATH")
+    if ngram_path is not None and ngram_weight is None:
+        raise click.UsageError("--ngram needs --ngram-weight W (lm mix finds the best W)")
+    model = lm.load(model_dir)
+    if ngram_path is None:
+        return model
+    return lm.interpolate(model, ngram_path, ngram_weight)
+
+
+def input_lines(file: str, errors: str):
+    """The lines of FILE ('-': stdin) with typed boundary tags stripped (lm.formats)."""
+    return (formats.strip_boundary_tags(line) for line in data.read_lines(file, errors))
+
+
 @click.command("score", short_help="Score sentences: log10 probability per line (and per token).")
 @click.argument("model_dir")
 @click.argument("file", default="-", required=False)
-@click.option("--per-token", is_flag=True, help="Add each token's log10 probability.")
+@click.option(
+    "--per-token", is_flag=True, help="KenLM query's line: word=id context log10prob per token."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "srilm"]),
+    default="text",
+    show_default=True,
+    help="srilm: the output of SRILM's ngram -ppl -debug 2.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input line.")
 @scoring_options
+@unk_penalty_option
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @handle_errors
-def command(model_dir, file, per_token, as_json, bos, eos, batch_size, errors, quiet):
+def command(
+    model_dir,
+    file,
+    per_token,
+    fmt,
+    as_json,
+    bos,
+    eos,
+    batch_size,
+    errors,
+    ngram_path,
+    ngram_weight,
+    unk_penalty,
+    quiet,
+):
     """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR."""
-    model = lm.load(model_dir)
-    lines = data.read_lines(file, errors)
+    if fmt == "srilm" and (per_token or as_json):
+        raise click.UsageError("--format srilm prints its own shape: drop --per-token / --json")
+    scorer = load_scorer(model_dir, ngram_path, ngram_weight)
+    vocab = scorer.vocab
+    lines = input_lines(file, errors)
     # a person typing gets each line's score at once; otherwise a few batches at a time
     chunk = 1 if file == "-" and sys.stdin.isatty() else 4 * batch_size
-    totals = scoring.CorpusTotals()
-    for results in scoring.score_chunks(model, lines, bos, eos, batch_size, chunk):
+    totals = formats.Totals(oovs_scored=unk_penalty is not None)
+    for results in scoring.score_chunks(scorer, lines, bos, eos, batch_size, chunk):
         out = []
         for s in results:
+            s = formats.with_unk_penalty(s, unk_penalty)
             totals.add(s)
-            out.append(
-                format_json(s, model.vocab, per_token)
-                if as_json
-                else format_line(s, model.vocab, per_token)
-            )
-        click.echo("\n".join(out))  # flushed: the lines reach a pipe in order, batch by batch
-    if not quiet:
-        click.echo(summary(file, totals.result()), err=True)
-
-
-def format_line(s: scoring.SentenceScore, vocab, per_token: bool) -> str:
-    fields = [f"{s.log10prob:.6f}", str(s.tokens), str(s.oovs), f"{s.ppl:.6g}"]
-    if per_token:
-        fields += [
-            f"{w}={i} {lp:.6f}"
-            for w, i, lp in zip(s.token_texts(vocab), s.ids.tolist(), s.log10probs.tolist())
-        ]
-    fields.append(s.sentence)
-    return "\t".join(fields)
-
-
-def format_json(s: scoring.SentenceScore, vocab, per_token: bool) -> str:
-    obj = {
-        "sentence": s.sentence,
-        "log10prob": s.log10prob,
-        "tokens": s.tokens,
-        "words": s.words,
-        "oovs": s.oovs,
-        "ppl": finite_or_none(s.ppl),
-    }
-    if per_token:
-        obj["per_token"] = [
-            {"token": w, "id": i, "log10prob": lp, "oov": oov}
-            for w, i, lp, oov in zip(
-                s.token_texts(vocab), s.ids.tolist(), s.log10probs.tolist(), s.oov.tolist()
-            )
-        ]
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def summary(name: str, r: scoring.CorpusPerplexity) -> str:
-    """SRILM's two summary lines (ratios that are undefined print as 'undefined', as SRILM
-    prints them)."""
-    return (
-        f"file {name}: {r.sentences} sentences, {r.words} words, {r.oovs} OOVs\n"
-        f"0 zeroprobs, logprob= {r.log10prob:.6g} ppl= {srilm_number(r.ppl)} "
-        f"ppl1= {srilm_number(r.ppl1)}"
-    )
-
-
-def srilm_number(x: float) -> str:
-    return "undefined" if math.isnan(x) else f"{x:.6g}"
-
-
-def finite_or_none(x: float) -> float | None:
-    """JSON has no nan or inf: undefined or overflowing numbers become null."""
-    return x if math.isfinite(x) else None
+            if fmt == "srilm":
+                out.append(formats.srilm_block(s, vocab, totals.oovs_scored) + "\n")
+            elif as_json:
+                out.append(json.dumps(formats.json_obj(s, vocab, per_token), ensure_ascii=False))
+            elif per_token:
+                out.append(formats.kenlm_line(s, vocab))
+            else:
+                out.append(formats.tsv_line(s))
+        echo_lines("\n".join(out))  # whole lines, flushed: they reach a pipe batch by batch
+    if fmt == "srilm":
+        echo_lines(totals.srilm_summary(file))
+    elif not quiet:
+        click.echo(totals.summary(file), err=True)

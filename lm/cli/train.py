@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 
 import click
 from click.core import ParameterSource
 
-from lm import activations
-from lm.cli.common import handle_errors
+from lm import activations, cells, files, memory
+from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 from lm.trainconfig import RESUMABLE, FieldError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
@@ -52,19 +54,34 @@ POSITIVE = click.IntRange(min=1)
     default="onehot",
     show_default=True,
 )
-@click.option("--embed-dim", type=POSITIVE, default=200, show_default=True)
+@click.option(
+    "--cell",
+    type=click.Choice(cells.NAMES),
+    default="elman",
+    show_default=True,
+    help="Recurrent cell: elman (s = f(x U + s W + b)), gru or lstm (PyTorch's equations).",
+)
+@click.option(
+    "--embed-dim",
+    type=POSITIVE,
+    help="Embedding size with --input embedding [default: --hidden].",
+)
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
 @click.option(
-    "--activation", type=click.Choice(activations.NAMES), default="tanh", show_default=True
+    "--activation",
+    type=click.Choice(activations.TRAINABLE),  # step has no useful derivative
+    help="The elman cell's f [default: tanh]; gated cells have their own.",
 )
-@click.option("--alpha", type=float, default=0.01, show_default=True, help="Leaky ReLU slope.")
+@click.option(
+    "--alpha", type=FiniteFloat(min=0), default=0.01, show_default=True, help="Leaky ReLU slope."
+)
 @click.option("--batch-size", type=POSITIVE, default=20, show_default=True)
 @click.option("--bptt", type=POSITIVE, default=35, show_default=True, help="Window length T.")
 @click.option("--truncate", type=click.IntRange(min=1), help="BPTT horizon K within a window.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Learning rate [default: 5e-3 adam, 1.0 sgd].",
 )
 @click.option(
@@ -76,7 +93,7 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option(
     "--min-improvement",
-    type=click.FloatRange(min=1.0),
+    type=FiniteFloat(min=1.0),
     default=TrainConfig.min_improvement,
     show_default=True,
     help="An epoch improving validation ppl by less than this factor is a plateau.",
@@ -98,26 +115,26 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option(
     "--clip-norm",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="Global-norm clipping [default: 1.0 adam, 0.25 sgd; 0 = off].",
 )
 @click.option(
     "--clip-value",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Element-wise gradient clipping to [-v, v].",
 )
 @click.option(
     "--ema",
-    type=click.FloatRange(min=0, max=1, max_open=True),
+    type=FiniteFloat(min=0, max=1, max_open=True),
     default=TrainConfig.ema,
     show_default=True,
     help="Keep, validate and save a moving average of the weights with this decay "
     "(e.g. 0.999); 0 = off.",
 )
-@click.option("--l2", type=click.FloatRange(min=0), default=TrainConfig.l2, show_default=True)
+@click.option("--l2", type=FiniteFloat(min=0), default=TrainConfig.l2, show_default=True)
 @click.option(
     "--dropout",
-    type=click.FloatRange(min=0, max=1, max_open=True),
+    type=FiniteFloat(min=0, max=1, max_open=True),
     default=TrainConfig.dropout,
     show_default=True,
     help="Dropout on the inputs and on the states fed to the softmax.",
@@ -127,21 +144,21 @@ POSITIVE = click.IntRange(min=1)
     is_flag=True,
     help="Reset the state at every sentence start (matches per-sentence scoring).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--checkpoint-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=10.0,
     show_default=True,
 )
 @click.option(
     "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Stop after this much training time.",
 )
 @click.option("--on-nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Last stdout line: a JSON summary.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages (errors only).")
 @handle_errors
 def command(
     train_file,
@@ -153,6 +170,7 @@ def command(
     min_count,
     lowercase,
     input_kind,
+    cell,
     embed_dim,
     hidden,
     activation,
@@ -188,8 +206,10 @@ def command(
     """
 
     def log(msg):
-        click.echo(msg, err=True)
+        if not quiet or msg.startswith("lm: warning: "):  # -q: errors and warnings only
+            click.echo(msg, err=True)
 
+    show_progress = files.show_progress(not quiet)  # bars only on a terminal (tqdm's rule)
     ctx = click.get_current_context()
     given = [p for p in ctx.command.params if _given(ctx, p.name)]
     if resume:
@@ -201,16 +221,16 @@ def command(
                 "(--epochs, --max-minutes, --checkpoint-minutes, --lr and --on-nan can)"
             )
         changes = {p.name: ctx.params[p.name] for p in given if p.name in RESUMABLE}
-        trainer = Trainer.resume(resume, show_progress=not quiet, changes=changes, force=force)
+        trainer = Trainer.resume(resume, show_progress=show_progress, changes=changes, force=force)
     else:
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
-        if activation == "step":
-            raise click.BadParameter(
-                "step cannot be trained: its derivative is zero almost everywhere, and gradient "
-                "descent needs a derivative",
-                param_hint="--activation",
-            )
+        activation = _activation_for(cell, activation)
+        check_rereadable(train_file, "TRAIN_FILE")
+        if valid_file is not None:
+            check_rereadable(valid_file, "--valid")
+        embed_dim = (embed_dim or hidden) if input_kind == "embedding" else 0
+        check_memory(hidden, embed_dim, batch_size, bptt, optimizer, ema, cells.make(cell).gates)
         try:
             tc = TrainConfig(
                 batch_size=batch_size,
@@ -239,14 +259,15 @@ def command(
         mc_args = dict(
             hidden=hidden,
             input=input_kind,
-            embed_dim=embed_dim if input_kind == "embedding" else 0,
+            embed_dim=embed_dim,
             activation=activation,
             alpha=alpha,
+            cell=cell,
         )
         trainer = Trainer.start(
-            out, train_file, valid_file, mc_args, tc, vc, show_progress=not quiet, force=force
+            out, train_file, valid_file, mc_args, tc, vc, show_progress=show_progress, force=force
         )
-        log(f"vocabulary: {trainer.vocab.size:,} words; model: {_describe_model(trainer.net)}")
+        log(f"vocabulary: {trainer.vocab.size} words; model: {describe_model(trainer.net.config)}")
     try:
         summary = trainer.run(log=log)
     except Interrupted as e:
@@ -257,16 +278,18 @@ def command(
         sys.exit(130)
     ppl = summary["valid_ppl"]
     if ppl is not None:
-        best = f"{ppl:.2f}"
+        best = f"best valid ppl {ppl:.2f}"
+    elif trainer.progress.valid_path is None:
+        best = "no validation file"
     else:
-        best = "none (no --valid)" if trainer.progress.valid_path is None else "none"
-    log(f"best valid ppl {best}; model in {summary['out']}")
+        best = "best valid ppl none (no epoch had a finite one)"
+    log(f"{best}; model in {summary['out']}")
     if as_json:
-        click.echo(json.dumps(summary))
+        echo_lines(json.dumps(summary))
 
 
-# options that may come with --resume besides RESUMABLE's
-_RESUME_FLAGS = ("resume", "force", "quiet", "as_json")
+# options that may come with --resume besides RESUMABLE's: they change no number
+_RESUME_FLAGS = ("resume", "force", "quiet", "as_json", "debug", "threads", "max_line_bytes")
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -282,9 +305,66 @@ def _option_name(param: click.Parameter) -> str:
     return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
 
 
-def _describe_model(net) -> str:
-    """One line for a person: "one-hot input, 200 tanh units, 2,369,393 parameters"."""
-    mc = net.config
-    n_params = sum(int(p.size) for p in net.params.values())
-    kind = "one-hot input" if mc.input == "onehot" else f"{mc.embed_dim}-dim embedding input"
-    return f"{kind}, {mc.hidden} {mc.activation} units, {n_params:,} parameters"
+def check_rereadable(path: str, what: str) -> None:
+    """Usage error unless ``path`` is a regular file or does not exist (then reading it says
+    "no such file"): training reads its files more than once (the vocabulary, the ids, each
+    epoch's validation, and again on --resume), which stdin, a pipe or a device cannot do."""
+    if path != "-" and not os.path.exists(path):
+        return
+    if files.is_regular_file(path):
+        return
+    if path == "-":
+        kind = "standard input"
+    else:
+        mode = os.stat(path).st_mode
+        kind = "a pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) else "special"
+    raise click.BadParameter(
+        f"{path} is {kind}, not a regular file: lm train reads its data more than once (and "
+        f"again on --resume), so save it to a file first (it may be gzip-compressed)",
+        param_hint=what,
+    )
+
+
+def check_memory(
+    hidden: int,
+    embed_dim: int,
+    batch_size: int,
+    bptt: int,
+    optimizer: str,
+    ema: float,
+    width: int = 1,
+    n_vocab: int | None = None,
+) -> None:
+    """MemoryLimitError before any data is read when the model, batch and window cannot fit
+    in memory at any vocabulary size (``n_vocab`` None: the 4 special tokens, a lower bound;
+    training checks again with the real vocabulary). ``width``: the cell's gates (1 Elman,
+    3 GRU, 4 LSTM)."""
+    memory.check_training(
+        n_vocab or 4,
+        hidden,
+        batch_size,
+        bptt,
+        embed_dim=embed_dim,
+        width=width,
+        optimizer=optimizer,
+        ema=bool(ema),
+        vocab_known=n_vocab is not None,
+    )
+
+
+def describe_model(mc) -> str:
+    """'one-hot input, 200 tanh units, 10000-word softmax' (for the log, not Python's repr)."""
+    kind = f"embedding {mc.embed_dim}" if mc.input == "embedding" else "one-hot"
+    cell = getattr(mc, "cell", None)
+    units = f"{mc.hidden} {mc.activation}" + (f" {cell}" if cell and cell != "elman" else "")
+    return f"{kind} input, {units} units, {mc.n_vocab}-word softmax"
+
+
+def _activation_for(cell: str, activation: str | None) -> str:
+    """The activation to build ``cell`` with: --activation is the elman cell's alone."""
+    if activation is not None and cell != "elman":
+        raise click.BadParameter(
+            f"the {cell} cell has fixed nonlinearities; --activation applies to --cell elman only",
+            param_hint="--activation",
+        )
+    return activation or "tanh"
