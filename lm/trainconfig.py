@@ -10,10 +10,10 @@ tampered checkpoint with the field's name instead of training on nonsense.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
+from lm.checks import is_int, is_real
 from lm.schedule import SCHEDULES, RateState, Schedule
 
 DEFAULT_LR = {"sgd": 1.0, "adam": 5e-3}
@@ -22,21 +22,19 @@ OPTIMIZERS = ("sgd", "adam")
 ON_NAN = ("stop", "skip")
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+def _is_finite(x) -> bool:
+    return is_real(x) and math.isfinite(x)
 
 
 def _int(lo: int):
-    return lambda x: _is_int(x) and x >= lo, f"an integer >= {lo}"
+    return lambda x: is_int(x) and x >= lo, f"an integer >= {lo}"
 
 
 def _real(lo: float, hi: float = math.inf, lo_open=False, hi_open=True):
     def ok(x):
-        return _is_real(x) and (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+        return (
+            _is_finite(x) and (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+        )
 
     what = f"a finite number {'>' if lo_open else '>='} {lo:g}"
     if hi != math.inf:
@@ -54,7 +52,7 @@ def _one_of(names):
 
 
 _BOOL = (lambda x: isinstance(x, bool), "true or false")
-_FINITE = (_is_real, "a finite number")
+_FINITE = (_is_finite, "a finite number")
 
 
 class FieldError(ValueError):

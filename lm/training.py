@@ -48,6 +48,7 @@ from lm import activations, checkpoint, optim, schedule
 from lm.activations import require_trainable
 from lm.data import batchify, encode_file, n_windows, read_lines, sentence_columns, windows
 from lm.errors import DataError, LMError, ModelFileError, TrainingError
+from lm.metrics import perplexity
 from lm.model import ModelConfig, Network
 from lm.schedule import SCHEDULES
 from lm.tokenizer import EOS, Vocab
@@ -93,14 +94,6 @@ def unigram_log_probs(stream: Array, n_vocab: int) -> Array:
     """
     counts = np.bincount(stream[1:], minlength=n_vocab) + 0.1
     return np.log(counts / counts.sum())
-
-
-def perplexity(loss_sum: float, n: int) -> float:
-    """exp(loss_sum / n), inf when that overflows (a diverged model), never OverflowError."""
-    try:
-        return math.exp(loss_sum / max(n, 1))
-    except OverflowError:
-        return math.inf
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -508,7 +501,7 @@ class Trainer:
                 self._step(x, y, i)
                 st.window = i + 1
                 bar.update(x.size)
-                ppl = perplexity(st.epoch_loss, st.epoch_tokens)
+                ppl = perplexity(-st.epoch_loss, st.epoch_tokens)
                 bar.set_postfix(ppl=f"{ppl:.1f}", refresh=False)
                 if self._stop_signal is not None:
                     self._account(t0)
@@ -570,7 +563,7 @@ class Trainer:
             )
         record = {
             "epoch": st.epoch + 1,
-            "train_ppl": perplexity(st.epoch_loss, st.epoch_tokens),
+            "train_ppl": perplexity(-st.epoch_loss, st.epoch_tokens),
             "lr": st.lr,
             "tokens": st.epoch_tokens,
             "tokens_per_second": st.epoch_tokens / max(st.epoch_seconds, 1e-9),
@@ -584,7 +577,7 @@ class Trainer:
             )
             if result is None:  # Ctrl-C: resuming validates this epoch again
                 self._pause()
-            valid_ppl = perplexity(-result[0], result[1])
+            valid_ppl = perplexity(*result)
         record.update(valid_ppl=valid_ppl, **self._judge(valid_ppl))
         st.seconds += time.perf_counter() - t0
         record["seconds"] = st.seconds
