@@ -19,3 +19,8 @@ class TrainingError(LMError):
 
 class MemoryLimitError(LMError):
     """A setting would need more memory than the machine has available (lm.memory)."""
+
+
+class ClusterError(LMError):
+    """Scoring on a cluster failed: Dask missing, the scheduler unreachable or gone, workers
+    that cannot load the model or that kept dying (the message names the address)."""

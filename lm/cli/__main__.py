@@ -1,3 +1,4 @@
 from lm.cli import main
 
-main(prog_name="lm")
+if __name__ == "__main__":  # not when a Dask worker process re-imports the main module
+    main(prog_name="lm")

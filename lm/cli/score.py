@@ -14,13 +14,17 @@ Unless ``--quiet`` or ``--format srilm``, SRILM's and KenLM's corpus summaries g
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 
 import click
 
 import lm
 from lm import data, formats, scoring
+from lm.cli import cluster as cluster_cli
+from lm.cli.cluster import cluster_options
 from lm.cli.common import FiniteFloat, echo_lines, handle_errors
 
 
@@ -97,6 +101,23 @@ def load_scorer(model_dir: str, ngram_path: str | None, ngram_weight: float | No
     return lm.interpolate(model, ngram_path, ngram_weight)
 
 
+def scorer_loader(model_dir: str, ngram_path: str | None, ngram_weight: float | None):
+    """``load_scorer`` with absolute paths, as a call a cluster worker can repeat."""
+    ngram = None if ngram_path is None else os.path.abspath(ngram_path)
+    return functools.partial(load_scorer, os.path.abspath(model_dir), ngram, ngram_weight)
+
+
+def result_text(s, vocab, fmt: str, as_json: bool, per_token: bool, oovs_scored: bool) -> str:
+    """One scored sentence in the shape the options chose."""
+    if fmt == "srilm":
+        return formats.srilm_block(s, vocab, oovs_scored) + "\n"
+    if as_json:
+        return json.dumps(formats.json_obj(s, vocab, per_token), ensure_ascii=False)
+    if per_token:
+        return formats.kenlm_line(s, vocab)
+    return formats.tsv_line(s)
+
+
 def input_lines(file: str, errors: str):
     """The lines of FILE ('-': stdin) with typed boundary tags stripped (lm.formats)."""
     return (formats.strip_boundary_tags(line) for line in data.read_lines(file, errors))
@@ -104,7 +125,7 @@ def input_lines(file: str, errors: str):
 
 @click.command("score", short_help="Score sentences: log10 probability per line (and per token).")
 @click.argument("model_dir")
-@click.argument("file", default="-", required=False)
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 @click.option(
     "--per-token", is_flag=True, help="KenLM query's line: word=id context log10prob per token."
 )
@@ -119,11 +140,12 @@ def input_lines(file: str, errors: str):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input line.")
 @scoring_options
 @unk_penalty_option
+@cluster_options
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 @handle_errors
 def command(
     model_dir,
-    file,
+    files,
     per_token,
     fmt,
     as_json,
@@ -135,29 +157,39 @@ def command(
     ngram_weight,
     unk_penalty,
     quiet,
+    cluster,
 ):
-    """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR."""
+    """Score each line of FILE (stdin when absent or '-') with the model in MODEL_DIR.
+
+    With --out-dir, each FILE (or each file of a directory, or of a quoted glob) gets its own
+    output in DIR. --workers or --scheduler score on a Dask cluster, with the same output.
+    """
     if fmt == "srilm" and (per_token or as_json):
         raise click.UsageError("--format srilm prints its own shape: drop --per-token / --json")
+    file = files[0] if files else "-"
+    # a person typing gets each line's score at once; otherwise a few batches at a time
+    chunk = 1 if file == "-" and sys.stdin and sys.stdin.isatty() else 4 * batch_size
+    shape = functools.partial(
+        result_text,
+        fmt=fmt,
+        as_json=as_json,
+        per_token=per_token,
+        oovs_scored=unk_penalty is not None,
+    )
+    if cluster.wanted(files):
+        load = scorer_loader(model_dir, ngram_path, ngram_weight)
+        args = (shape, chunk, bos, eos, batch_size, errors, quiet, load, fmt, unk_penalty)
+        return cluster_cli.score(model_dir, files, cluster, *args)
     scorer = load_scorer(model_dir, ngram_path, ngram_weight)
     vocab = scorer.vocab
     lines = input_lines(file, errors)
-    # a person typing gets each line's score at once; otherwise a few batches at a time
-    chunk = 1 if file == "-" and sys.stdin.isatty() else 4 * batch_size
     totals = formats.Totals(oovs_scored=unk_penalty is not None)
     for results in scoring.score_chunks(scorer, lines, bos, eos, batch_size, chunk):
         out = []
         for s in results:
             s = formats.with_unk_penalty(s, unk_penalty)
             totals.add(s)
-            if fmt == "srilm":
-                out.append(formats.srilm_block(s, vocab, totals.oovs_scored) + "\n")
-            elif as_json:
-                out.append(json.dumps(formats.json_obj(s, vocab, per_token), ensure_ascii=False))
-            elif per_token:
-                out.append(formats.kenlm_line(s, vocab))
-            else:
-                out.append(formats.tsv_line(s))
+            out.append(shape(s, vocab))
         echo_lines("\n".join(out))  # whole lines, flushed: they reach a pipe batch by batch
     if fmt == "srilm":
         echo_lines(totals.srilm_summary(file))
