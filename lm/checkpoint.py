@@ -7,6 +7,14 @@
     DIR/training.png    training and validation perplexity per epoch
     DIR/resume.npz      the last training checkpoint (weights, optimiser, schedule, data
                         position, random state), one file so that it is replaced atomically
+                        (``Resume`` below lists what it holds)
+    DIR/.lock           held (``fcntl.flock``) by the one training run writing into DIR;
+                        holds its PID
+
+A model directory is a model once ``config.json`` exists: training writes ``config.json`` and
+``weights.npz`` at the end of its first epoch, not before, so a run stopped earlier leaves a
+directory that ``load_model`` refuses (with a message saying so, when it holds a
+``resume.npz`` to continue from) and that a new run may overwrite without ``--force``.
 
 Every file is written to a temporary file in DIR and renamed over the old one
 (``lm.files.atomic_write``, importable from here too), so a crash or ``kill -9`` at any moment
@@ -21,10 +29,14 @@ is refused without allocating for it.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import math
 import os
+import stat
 import zipfile
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -34,6 +46,7 @@ from lm.errors import LMError, ModelFileError
 from lm.files import atomic_write, remove_temp_files  # the one atomic writer (lm.files)
 from lm.model import ModelConfig, Network
 from lm.tokenizer import Vocab
+from lm.trainconfig import Progress, TrainConfig, VocabConfig, from_dict
 
 FORMAT_VERSION = 1
 Array = np.ndarray
@@ -192,11 +205,16 @@ def _require_file(path: str, hint: str = "") -> None:
         raise ModelFileError(f"{path}: missing{hint}")
 
 
-def save_model(directory, net: Network, vocab: Vocab, training: dict | None = None) -> None:
-    """Write config.json, weights.npz and tokenizer.json (each atomically)."""
-    os.makedirs(directory, exist_ok=True)
+def save_tokenizer(directory, vocab: Vocab) -> None:
     with atomic_write(os.path.join(directory, "tokenizer.json"), "w") as f:
         f.write(vocab.tokenizer.to_str(pretty=True))
+
+
+def save_model(directory, net: Network, vocab: Vocab, training: dict | None = None) -> None:
+    """Write tokenizer.json, weights.npz and config.json (each atomically; config.json, which
+    makes the directory a model, last)."""
+    os.makedirs(directory, exist_ok=True)
+    save_tokenizer(directory, vocab)
     save_arrays(os.path.join(directory, "weights.npz"), net.params)
     config = {
         "format_version": FORMAT_VERSION,
@@ -275,20 +293,31 @@ def load_model(directory) -> tuple[Network, Vocab, dict]:
     if not os.path.isdir(directory):
         problem = "not a directory" if os.path.exists(directory) else "no such model directory"
         raise ModelFileError(f"{directory}: {problem}")
+    if not is_model_dir(directory) and os.path.isfile(os.path.join(directory, "resume.npz")):
+        raise ModelFileError(
+            f"{directory}: no model yet: its training stopped before the end of the first "
+            f"epoch (continue it with: lm train --resume {directory})"
+        )
     config = read_config(directory)
     config_path = os.path.join(directory, "config.json")
     mc = model_config(config, config_path)
-    tok_path = os.path.join(directory, "tokenizer.json")
-    _require_file(tok_path)
-    vocab = Vocab.load(tok_path)
-    if vocab.size != mc.n_vocab:
-        raise ModelFileError(
-            f"{tok_path}: vocabulary has {vocab.size} words but the weights have {mc.n_vocab}"
-        )
+    vocab = load_vocab(directory, mc.n_vocab)
     weights_path = os.path.join(directory, "weights.npz")
     params = load_arrays(weights_path, expected_arrays(mc))  # names, shapes before inflating
     validate_params(params, mc, weights_path)
     return Network.build(mc, params), vocab, config
+
+
+def load_vocab(directory, n_vocab: int) -> Vocab:
+    """tokenizer.json of a model directory, which must hold ``n_vocab`` words."""
+    tok_path = os.path.join(directory, "tokenizer.json")
+    _require_file(tok_path)
+    vocab = Vocab.load(tok_path)
+    if vocab.size != n_vocab:
+        raise ModelFileError(
+            f"{tok_path}: vocabulary has {vocab.size} words but the weights have {n_vocab}"
+        )
+    return vocab
 
 
 def pack_json(obj) -> Array:
@@ -304,18 +333,305 @@ def is_model_dir(directory) -> bool:
     return os.path.isfile(os.path.join(directory, "config.json"))
 
 
+# ----------------------------------------------------------------------------- resume.npz
+
+RESUME_FORMAT = 2  # meta["format"]: bumped whenever the layout below changes
+
+
+@dataclass
+class Resume:
+    """Everything ``resume.npz`` holds, the arrays under these names:
+
+    param.<name>   the current weights theta (the best ones are in weights.npz)
+    opt.<key>      the optimiser's state_dict (Adam: t, m.<name>, v.<name>; SGD: none)
+    ema.<key>      the weight average's state_dict (n, <name>), with --ema only
+    carry          (B, n_state) the state carried into the next window, once there is one
+    meta           a JSON document (uint8): format, model and n_vocab (as config.json),
+               train_config, vocab_config, progress, rng (the bit generator's state)
+    """
+
+    config: ModelConfig
+    params: dict[str, Array]
+    optimizer: dict[str, Array]
+    average: dict[str, Array] | None
+    carry: Array | None
+    train_config: TrainConfig
+    vocab_config: VocabConfig
+    progress: Progress
+    rng: np.random.Generator
+
+
+def save_resume(path, r: Resume) -> None:
+    """Write ``r`` to ``path`` atomically (one file, so that every part is of one moment)."""
+    arrays = {f"param.{k}": v for k, v in r.params.items()}
+    arrays.update({f"opt.{k}": v for k, v in r.optimizer.items()})
+    if r.average is not None:
+        arrays.update({f"ema.{k}": v for k, v in r.average.items()})
+    if r.carry is not None:
+        arrays["carry"] = r.carry
+    meta = {
+        "format": RESUME_FORMAT,
+        "model": r.config.to_dict(),
+        "n_vocab": r.config.n_vocab,
+        "train_config": asdict(r.train_config),
+        "vocab_config": asdict(r.vocab_config),
+        "progress": asdict(r.progress),
+        "rng": r.rng.bit_generator.state,
+    }
+    arrays["meta"] = pack_json(meta)
+    save_arrays(path, arrays)
+
+
+def load_resume(path) -> Resume:
+    """Read and validate ``resume.npz``: every array present with the shape, dtype and range
+    the model and the training config imply (weights finite, Adam's second moments >= 0, the
+    carried state (B, n_state) for the saved batch size B, the counts of updates agreeing),
+    every field of the meta document in range (batch size >= 1, learning rate finite and
+    > 0, epoch >= 0, ...). A value no run can produce raises ModelFileError naming the file
+    and the array or field, so a tampered or corrupt checkpoint never trains."""
+    path = os.fspath(path)
+    arrays = dict(load_arrays(path))
+    meta = _resume_meta(arrays.pop("meta", None), path)
+    mc = model_config(meta, path)
+    tc = _section(TrainConfig, meta, "train_config", path)
+    vc = _section(VocabConfig, meta, "vocab_config", path)
+    progress = _section(Progress, meta, "progress", path, complete=True)
+    rng = _generator(meta.get("rng"), path)
+    groups = {"param": {}, "opt": {}, "ema": {}}
+    carry = arrays.pop("carry", None)
+    for key, a in arrays.items():
+        group, _, name = key.partition(".")
+        if group not in groups or not name:
+            raise ModelFileError(f"{path}: unexpected array {key}")
+        groups[group][name] = a
+    params, opt, ema = groups["param"], groups["opt"], groups["ema"]
+    validate_params(params, mc, path, prefix="param.")
+    _check_optimizer(opt, tc.optimizer, progress.updates, mc, path)
+    if tc.ema:
+        _check_count(ema.pop("n", None), "ema.n", progress.updates, path)
+        validate_params(ema, mc, path, prefix="ema.")
+        ema["n"] = np.array(progress.updates, dtype=np.int64)
+    elif ema:
+        raise ModelFileError(f"{path}: unexpected arrays ema.* (the run has no --ema)")
+    _check_carry(carry, Network.build(mc, params), tc.batch_size, progress.window, path)
+    return Resume(mc, params, opt, ema if tc.ema else None, carry, tc, vc, progress, rng)
+
+
+def _resume_meta(raw, path: str) -> dict:
+    if raw is None:
+        raise ModelFileError(f"{path}: missing arrays meta (not a training checkpoint)")
+    try:
+        meta = unpack_json(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ModelFileError(f"{path}: meta is not a valid JSON document ({e})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: meta is not a JSON object")
+    version = meta.get("format")
+    if not is_int(version) or version != RESUME_FORMAT:
+        raise ModelFileError(
+            f"{path}: checkpoint format {version!r} is not supported (this lm resumes format "
+            f"{RESUME_FORMAT}); start the run again"
+        )
+    return meta
+
+
+def _section(cls, meta: dict, name: str, path: str, complete: bool = False):
+    if name not in meta:
+        raise ModelFileError(f"{path}: meta has no {name}")
+    try:
+        return from_dict(cls, meta[name], complete)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: {name}: {e}") from None
+
+
+def _generator(state, path: str) -> np.random.Generator:
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = state
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise ModelFileError(f"{path}: rng is not a random generator's state ({e})") from None
+    return rng
+
+
+def _check_count(a, name: str, updates: int, path: str) -> None:
+    """A saved update count: an integer scalar equal to progress.updates."""
+    if a is None:
+        raise ModelFileError(f"{path}: missing arrays {name}")
+    if a.shape != () or a.dtype.kind not in "iu":
+        raise ModelFileError(f"{path}: {name} is not an integer count (shape {a.shape})")
+    if int(a) != updates:
+        raise ModelFileError(f"{path}: {name} is {int(a)}, but progress.updates is {updates}")
+
+
+def _check_optimizer(state: dict, name: str, updates: int, mc: ModelConfig, path: str) -> None:
+    """SGD keeps nothing; Adam its step count t (= the updates so far) and, once it has taken
+    a step, first and second moments m, v of the parameters' shapes, v >= 0."""
+    if name == "sgd":
+        if state:
+            raise ModelFileError(f"{path}: unexpected arrays opt.* (SGD keeps no state)")
+        return
+    state = dict(state)
+    _check_count(state.pop("t", None), "opt.t", updates, path)
+    m = {k[2:]: v for k, v in state.items() if k.startswith("m.")}
+    v = {k[2:]: a for k, a in state.items() if k.startswith("v.")}
+    other = sorted(set(state) - {f"m.{k}" for k in m} - {f"v.{k}" for k in v})
+    if other:
+        raise ModelFileError(f"{path}: unexpected arrays {', '.join('opt.' + k for k in other)}")
+    if updates == 0 and not m and not v:
+        return
+    validate_params(m, mc, path, prefix="opt.m.")
+    validate_params(v, mc, path, prefix="opt.v.")
+    for k, a in v.items():
+        if (a < 0).any():
+            raise ModelFileError(f"{path}: opt.v.{k} holds negative values (a second moment)")
+
+
+def _check_carry(carry, net: Network, B: int, window: int, path: str) -> None:
+    """The state carried into window ``window``: net.zero_state(B)'s shape and dtype, finite.
+    Absent only before the first window of a run."""
+    if carry is None:
+        if window > 0:
+            raise ModelFileError(f"{path}: missing arrays carry (progress.window is {window})")
+        return
+    # compare the batch dimension first: zero_state(B) of a tampered B could be huge
+    if carry.ndim < 1 or carry.shape[0] != B:
+        raise ModelFileError(
+            f"{path}: carry has shape {carry.shape}, but train_config.batch_size is {B}"
+        )
+    expected = net.zero_state(B)
+    if carry.shape != expected.shape:
+        raise ModelFileError(
+            f"{path}: carry has shape {carry.shape}, the model implies {expected.shape}"
+        )
+    if carry.dtype != expected.dtype:
+        raise ModelFileError(f"{path}: carry has dtype {carry.dtype}, expected {expected.dtype}")
+    if not np.isfinite(carry).all():
+        raise ModelFileError(f"{path}: carry holds NaN or infinite values")
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def fingerprint(path) -> dict | None:
+    """{"size": bytes, "blake2b": hex digest} of a regular file, read in blocks (memory does
+    not grow with the file); None for anything else (stdin or a pipe cannot be read twice, so
+    cannot be checked, and a file that is gone has no fingerprint)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: a FIFO's open blocks
+            return None
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            digest = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16))
+    except OSError:
+        return None
+    return {"size": info.st_size, "blake2b": digest.hexdigest()}
+
+
+def data_change(saved: dict | None, now: dict | None) -> str | None:
+    """How a file changed between two fingerprints, or None when it did not (or when the
+    saved one could not be taken: nothing to compare with)."""
+    if saved is None or saved == now:
+        return None
+    if now is None:
+        return "it is gone (or no longer a regular file)"
+    if saved.get("size") != now["size"]:
+        return f"its size changed from {saved.get('size')} to {now['size']} bytes"
+    return "its contents changed (same size)"
+
+
+# ----------------------------------------------------------------------------- one writer
+
+
+class DirectoryLock:
+    """An exclusive lock on a model directory: ``fcntl.flock`` on ``DIR/.lock``, which holds
+    the holder's PID while it is held. Creates the directory if need be.
+
+    The kernel drops a flock when its process dies, however it dies (``kill -9`` included), so
+    the lock file a killed run leaves behind is stale by construction and the next run simply
+    takes it. The lock file itself stays (removing it would let a run that opened it just
+    before lock a file no one else sees), unless this lock created the directory and nothing
+    else was written there: then ``release`` removes both, so a run that failed before writing
+    anything leaves nothing behind.
+
+    >>> lock = DirectoryLock("model")     # doctest: +SKIP
+    >>> DirectoryLock("model")            # doctest: +SKIP
+    LMError: model: in use by another lm train (PID 4242); wait for it to finish or stop it
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+        self.created = not os.path.isdir(self.directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self.path = os.path.join(self.directory, self.NAME)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        self._file = os.fdopen(fd, "r+")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise LMError(
+                f"{self.directory}: in use by another lm train (PID {holder}); wait for it to "
+                "finish or stop it"
+            ) from None
+        self._file.truncate(0)
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    @property
+    def held(self) -> bool:
+        return not self._file.closed
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        try:
+            if self.created and os.listdir(self.directory) == [self.NAME]:
+                os.unlink(self.path)
+                os.rmdir(self.directory)
+            else:
+                self._file.truncate(0)
+        except OSError:
+            pass
+        self._file.close()  # closing the descriptor drops the flock
+
+
+def clear_model_files(directory) -> None:
+    """Remove what a previous run left in ``directory``: config.json first (after which the
+    directory is no longer a model), then weights, tokenizer, resume.npz, log and plot, and
+    temporary files. Only the holder of the directory's lock may call it."""
+    names = ("config.json", "weights.npz", "tokenizer.json", "resume.npz", "log.jsonl")
+    for name in (*names, "training.png"):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+    remove_temp_files(directory)
+
+
 __all__ = [
     "FORMAT_VERSION",
+    "DirectoryLock",
+    "Resume",
     "atomic_write",
+    "clear_model_files",
+    "data_change",
     "expected_arrays",
+    "fingerprint",
     "load_arrays",
     "load_model",
+    "load_resume",
+    "load_vocab",
     "pack_json",
     "read_config",
     "remove_temp_files",
     "save_arrays",
     "save_json",
     "save_model",
+    "save_resume",
+    "save_tokenizer",
     "unpack_json",
     "validate_params",
 ]

@@ -83,6 +83,7 @@ def run(config: DemoConfig, say=print) -> dict:
         training_config(config.minutes, config.seed),
         VocabConfig(),
         show_progress=config.progress,
+        force=True,  # the demo rewrites its own directory
     )
     trainer.run(log=lambda m: say("   " + m))
     model = lm.load(model_dir)

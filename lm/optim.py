@@ -1,8 +1,12 @@
-"""Optimisers and gradient clipping over parameter dicts {name: array}.
+"""Optimisers, gradient clipping and weight averaging over parameter dicts {name: array}.
 
 Gradients use the same keys as the parameters (``U``, ``W``, ``b``, ``V``, ``c``, ``E``).
 Clipping is applied to the parameter gradients after the backward pass and before the
-update, never inside gradient code (so gradient checks see the true gradient).
+update, never inside gradient code (so gradient checks see the true gradient). One update
+step, for every model trained here (the language model and the cosine task alike):
+
+    if not guarded_update(params, grads, optimizer, loss, clip_value, clip_norm):
+        ...  # the loss or a gradient is not finite (finite_norm): stop or skip the batch
 
 Sparse gradients (``lm.sparse``: Rows of U or E, Cols of V and c, given with the class head).
 Clipping and the global norm read their values, i.e. exactly the elements a dense gradient
@@ -21,6 +25,9 @@ rows or column runs the gradient holds, and both optimisers treat everything els
 
 from __future__ import annotations
 
+import contextvars
+import itertools
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -55,6 +62,26 @@ def clip_global_norm(grads: Params, max_norm: float) -> float:
     return norm
 
 
+def finite_norm(loss: float, grads: Params, max_loss: float = math.inf) -> float | None:
+    """The non-finite guard: the gradients' global norm, or None when the step must not be
+    taken (the loss is not finite or above ``max_loss``, or a gradient is not finite: its
+    norm is then inf or NaN).
+
+    ``max_loss`` lets a caller refuse a loss that is finite but meaningless, e.g. a mean
+    cross-entropy above ln(float max) ~ 709.8, whose perplexity overflows.
+
+    >>> finite_norm(2.5, {"w": np.array([3.0, 4.0])})
+    5.0
+    >>> finite_norm(float("nan"), {"w": np.array([3.0, 4.0])}) is None
+    True
+    """
+    if not (math.isfinite(loss) and loss <= max_loss):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):  # huge gradients: the norm is inf
+        norm = global_norm(grads)
+    return norm if math.isfinite(norm) else None
+
+
 def guarded_update(
     params: Params,
     grads: Params,
@@ -62,14 +89,19 @@ def guarded_update(
     loss: float,
     clip_value: float | None = None,
     clip_norm: float | None = None,
+    max_loss: float = math.inf,
 ) -> bool:
-    """One training update, shared by every task: unless the loss or the gradient norm is
-    not finite (then nothing changes and False is returned, for the caller to stop or skip),
-    clip the gradients (element-wise to [-clip_value, clip_value], then the global norm to
-    clip_norm; None or 0 turns either off) and let ``optimizer`` update ``params`` in place.
+    """One training update, shared by every task: unless ``finite_norm(loss, grads,
+    max_loss)`` refuses the step (then nothing changes and False is returned, for the caller
+    to stop or skip), clip the gradients (element-wise to [-clip_value, clip_value], then the
+    global norm to clip_norm; None or 0 turns either off) and let ``optimizer`` update
+    ``params`` in place. ``grads`` (the keys of ``params``, or a subset: only those are
+    updated) is overwritten.
+
+    Good: ``if not guarded_update(p, g, opt, loss, clip_norm=1.0): stop_or_skip()``.
+    Bad: clipping first and checking after: clipping turns an inf gradient into NaNs.
     """
-    norm = global_norm(grads)
-    if not (np.isfinite(loss) and np.isfinite(norm)):
+    if finite_norm(loss, grads, max_loss) is None:
         return False
     if clip_value:
         clip_values(grads, clip_value)
@@ -144,8 +176,10 @@ class Adam:
             arrays = [a.reshape(-1) for a in (p, g, m, v, tmp)]
             n = arrays[0].size
             cuts = [0, n // 2, n] if n >= _PARALLEL_SIZE else [0, n]
-            jobs += [[a[lo:hi] for a in arrays] for lo, hi in zip(cuts[:-1], cuts[1:])]
-        list(_POOL.map(lambda part: self._update_part(*part, step), jobs))
+            jobs += [[a[lo:hi] for a in arrays] for lo, hi in itertools.pairwise(cuts)]
+        # each job runs in the caller's context, so that its np.errstate holds in the threads
+        contexts = [contextvars.copy_context() for _ in jobs]
+        list(_POOL.map(lambda c, part: c.run(self._update_part, *part, step), contexts, jobs))
         for finish in scatters:  # Rows: write the updated copies back
             finish()
 
@@ -223,6 +257,59 @@ def _lazy_jobs(p: Array, g, m: Array, v: Array, scatters: list) -> list[list[Arr
         else:
             jobs.append(views)
     return jobs
+
+
+class WeightAverage:
+    """An exponential moving average of the weights, kept beside the optimiser.
+
+    After the n-th update (n = 0, 1, ...) of theta by the optimiser:
+
+        theta_bar <- d_n theta_bar + (1 - d_n) theta,   d_n = min(decay, (1 + n) / (10 + n))
+
+    starting from theta_bar = theta_0. The warm-up d_n forgets the initial weights quickly.
+    ``params`` is the average ({name: array}, the parameters' shapes and dtypes); it is
+    updated in place with one scratch buffer per parameter.
+
+    >>> theta = {"w": np.zeros(2)}
+    >>> avg = WeightAverage(0.9, theta)
+    >>> theta["w"][:] = 1.0; avg.update(theta)  # d_0 = 0.1: the average moves 90% of the way
+    >>> avg.params["w"]
+    array([0.9, 0.9])
+    """
+
+    def __init__(self, decay: float, params: Params):
+        if not 0 < decay < 1:
+            raise ValueError(f"decay must be in (0, 1), not {decay}")
+        self.decay = decay
+        self.n = 0  # updates averaged so far
+        self.params = {k: v.copy() for k, v in params.items()}
+        self._diff = {k: np.empty_like(v) for k, v in params.items()}
+
+    def update(self, params: Params) -> None:
+        """theta_bar <- theta_bar + (1 - d_n) (theta - theta_bar), in place."""
+        rate = 1.0 - min(self.decay, (1 + self.n) / (10 + self.n))
+        for k, theta in params.items():
+            bar, diff = self.params[k], self._diff[k]
+            np.subtract(theta, bar, out=diff)
+            diff *= rate
+            bar += diff
+        self.n += 1
+
+    def reset(self, params: Params) -> None:
+        """Set the average to ``params`` (a rolled-back epoch); the count n goes on."""
+        for k, v in params.items():
+            self.params[k][...] = v
+
+    def state_dict(self) -> dict[str, Array]:
+        """Arrays to checkpoint: the average under the parameters' names, and ``n``."""
+        return {"n": np.array(self.n, dtype=np.int64), **self.params}
+
+    @classmethod
+    def from_state_dict(cls, decay: float, state: dict[str, Array]) -> WeightAverage:
+        """The average a ``state_dict()`` describes (checked by ``lm.checkpoint``)."""
+        average = cls(decay, {k: a for k, a in state.items() if k != "n"})
+        average.n = int(state["n"])
+        return average
 
 
 def make(name: str, lr: float, l2: float = 0.0):

@@ -44,6 +44,7 @@ MODEL_FILES = {
     "log.jsonl",
     "training.png",
     "resume.npz",
+    ".lock",  # the one-writer lock (lm.checkpoint.DirectoryLock), left in place
 }
 TEMP = re.compile(r"\.tmp-[a-z0-9_]{8}-(.+)")
 # 1,500 words and H = 48: resume.npz (weights and Adam's two moments) is about 1.8 MB, ~10 ms
@@ -120,14 +121,21 @@ def leftovers(out) -> list[str]:
 
 
 def assert_last_checkpoint_is_whole(out) -> None:
-    """The model loads, resume.npz loads without pickle and holds valid weights."""
-    model = lm.load(out)
+    """resume.npz loads without pickle and passes every check of ``load_resume``; the model
+    loads once there is one (from the end of the first epoch on), and before that ``lm.load``
+    refuses the directory, saying that there is no model yet."""
     with np.load(os.path.join(out, "resume.npz"), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    params = {k[6:]: v for k, v in arrays.items() if k.startswith("param.")}
-    checkpoint.validate_params(params, model.net.config, "resume.npz")
     meta = checkpoint.unpack_json(arrays["meta"])
     assert {"train_config", "progress", "rng"} <= set(meta)
+    resume = checkpoint.load_resume(os.path.join(out, "resume.npz"))
+    if os.path.exists(os.path.join(out, "config.json")):
+        model = lm.load(out)
+        checkpoint.validate_params(resume.params, model.net.config, "resume.npz")
+    else:
+        assert resume.progress.epoch == 0
+        with pytest.raises(ModelFileError, match="no model yet"):
+            lm.load(out)
 
 
 def assert_equal_runs(a, b) -> None:
@@ -229,7 +237,7 @@ DIE_IN_WRITE = textwrap.dedent("""
     import numpy as np
     import lm.checkpoint
 
-    target, moment = sys.argv[1], sys.argv[2]
+    target, moment, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
     real_savez, real_replace = np.savez, os.replace
     calls = {"n": 0}
 
@@ -239,7 +247,7 @@ DIE_IN_WRITE = textwrap.dedent("""
     def savez(f, **arrays):  # lm.checkpoint.save_arrays writes through this
         is_target = ("meta" in arrays) == (target == "resume.npz")
         calls["n"] += is_target
-        if is_target and calls["n"] == 3 and moment == "half written":
+        if is_target and calls["n"] == nth and moment == "half written":
             buf = io.BytesIO()
             real_savez(buf, **arrays)
             f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
@@ -248,14 +256,14 @@ DIE_IN_WRITE = textwrap.dedent("""
         real_savez(f, **arrays)
 
     def replace(src, dst):
-        if dst.endswith(target) and calls["n"] == 3 and moment == "written, not renamed":
+        if dst.endswith(target) and calls["n"] == nth and moment == "written, not renamed":
             die()
         real_replace(src, dst)
 
     lm.checkpoint.np.savez = savez
     lm.checkpoint.os.replace = replace
     from lm.cli import main
-    main(sys.argv[3:], prog_name="lm")
+    main(sys.argv[4:], prog_name="lm")
 """)
 
 
@@ -269,14 +277,16 @@ DIE_IN_WRITE = textwrap.dedent("""
     ],
 )
 def test_kill_9_inside_a_checkpoint_write(corpus, reference, tmp_path, target, moment):
-    """The third write of ``target`` dies half-way (or whole but before its rename; for
-    weights.npz that is the last write, at the end of the run): the previous version is
-    intact, the temporary file is ignored, and resuming ends exactly."""
+    """The third write of resume.npz, or the second and last of weights.npz (written at the end
+    of each of the two epochs), dies half-way or whole but before its rename: the previous
+    version is intact, the temporary file is ignored, and resuming ends exactly."""
     out = tmp_path / "m"
     script = tmp_path / "die.py"
     script.write_text(DIE_IN_WRITE)
+    nth = "3" if target == "resume.npz" else "2"
     proc = subprocess.run(
-        [sys.executable, str(script), target, moment, "train", corpus, "--out", str(out), *ARGS],
+        [sys.executable, str(script), target, moment, nth, "train", corpus, "--out", str(out)]
+        + ARGS,
         capture_output=True,
         text=True,
         timeout=300,

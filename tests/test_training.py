@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,51 +99,23 @@ def run_schedule(trainer, valid_ppls):
     """Feed validation perplexities to the schedule; one (lr after, accepted, done) each."""
     out = []
     for ppl in valid_ppls:
-        if trainer.state.done:
+        if trainer.progress.done:
             break
-        record = trainer._schedule(ppl)
-        out.append((trainer.state.lr, record["accepted"], trainer.state.done))
+        record = trainer._judge(ppl)
+        out.append((trainer.progress.lr, record["accepted"], trainer.progress.done))
     return out
-
-
-# min_improvement 1.01: 100 -> 99.5 is a plateau (improved, but by less than 1%)
-PPLS = [100, 90, 89.5, 85, 84.5, 84.4, 80]
-
-
-def test_mikolov_schedule_halves_every_epoch_after_first_plateau(tmp_path, corpus):
-    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01)
-    assert run_schedule(t, PPLS) == [
-        (1.0, True, False),
-        (1.0, True, False),
-        (0.5, True, False),  # 90 -> 89.5: first plateau, halving starts
-        (0.25, True, False),  # improved a lot, but halving goes on every epoch
-        (0.25, True, True),  # 85 -> 84.5: the next plateau ends training
-    ]
-
-
-def test_plateau_schedule_halves_only_at_plateaus_and_stops_after_halvings(tmp_path, corpus):
-    t = start(tmp_path / "m", corpus, lr=1.0, min_improvement=1.01, schedule="plateau", halvings=2)
-    assert run_schedule(t, PPLS) == [
-        (1.0, True, False),
-        (1.0, True, False),
-        (0.5, True, False),  # plateau 1
-        (0.5, True, False),  # a real improvement keeps the rate
-        (0.25, True, False),  # plateau 2
-        (0.25, True, True),  # plateau 3, after 2 halvings: stop
-    ]
-    assert t.state.halvings == 2
 
 
 def test_worse_epoch_is_rolled_back_and_counts_as_plateau(tmp_path, corpus):
     t = start(tmp_path / "m", corpus, lr=1.0, schedule="plateau", halvings=3)
     best = {k: v.copy() for k, v in t.net.params.items()}
-    t._schedule(50.0)
+    t._judge(50.0)
     for v in t.net.params.values():
         v += 1.0  # this epoch's weights
     assert run_schedule(t, [60.0]) == [(0.5, False, False)]
     for k, v in best.items():
         np.testing.assert_array_equal(t.net.params[k], v)
-    assert t.state.best_ppl == 50.0
+    assert t.progress.best_ppl == 50.0
 
 
 def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, corpus):
@@ -153,33 +126,37 @@ def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, co
 
     def update_and_follow(params, grads):
         real_update(params, grads)
-        n = t.state.updates  # updates before this one
+        n = t.progress.updates  # updates before this one
         rate = 1 - min(d, (1 + n) / (10 + n))
         for k, theta in params.items():
             bar[k] += rate * (theta - bar[k])
 
     t.opt.update = update_and_follow
     t.run(log=lambda m: None)
-    assert t.state.updates == 11
+    assert t.progress.updates == 11
     saved = weights(tmp_path / "m")
     for k, v in bar.items():
-        np.testing.assert_allclose(t.ema[k], v, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(saved[k], t.ema[k])  # no --valid: the average is kept
-        assert not np.array_equal(t.ema[k], t.net.params[k])
+        np.testing.assert_allclose(t.average.params[k], v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(
+            saved[k], t.average.params[k]
+        )  # no --valid: the average is kept
+        assert not np.array_equal(t.average.params[k], t.net.params[k])
 
 
 def test_validation_scores_the_average_and_rollback_resets_it(tmp_path, corpus):
     t = start(tmp_path / "m", corpus, corpus, ema=0.99, epochs=1)
     t.run(log=lambda m: None)
-    averaged = evaluate(Network.build(t.net.config, t.ema), encode_file(corpus, t.vocab), False)
-    assert t.state.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
-    for v in [*t.net.params.values(), *t.ema.values()]:
+    averaged = evaluate(
+        Network.build(t.net.config, t.average.params), encode_file(corpus, t.vocab), False
+    )
+    assert t.progress.best_ppl == pytest.approx(np.exp(-averaged[0] / averaged[1]))
+    for v in [*t.net.params.values(), *t.average.params.values()]:
         v += 1.0  # a bad epoch
-    [(_, accepted, done)] = run_schedule(t, [t.state.best_ppl * 2])
+    [(_, accepted, done)] = run_schedule(t, [t.progress.best_ppl * 2])
     assert not accepted and not done
     for k, v in t.best_params.items():
         np.testing.assert_array_equal(t.net.params[k], v)
-        np.testing.assert_array_equal(t.ema[k], v)
+        np.testing.assert_array_equal(t.average.params[k], v)
 
 
 @pytest.mark.parametrize(
@@ -499,3 +476,168 @@ def test_sigint_saves_checkpoint_and_resume_finishes(tmp_path):
     assert (out / "resume.npz").is_file()
     r = run_cli("train", "--resume", str(out), "--quiet")
     assert r.exit_code == 0, r.output
+
+
+# ----- numbers are finite or refused -----
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity (which json.dumps writes, but are not JSON)."""
+
+    def refuse(name):
+        raise ValueError(f"{name} in JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("extra", [[], ["--optimizer", "sgd", "--clip-norm", "0"]])
+def test_a_huge_finite_loss_is_the_non_finite_loss_error(tmp_path, corpus, extra):
+    """--lr 1e6 makes the loss finite but its perplexity overflow: the same one-line error
+    as a NaN (not an OverflowError), no RuntimeWarning, and no model saved."""
+    import warnings
+
+    out = tmp_path / "m"
+    args = ["train", corpus, "--valid", corpus, "--out", str(out), "--lr", "1e6", *extra]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would now be an exception
+        r = run_cli(*args, "--hidden", "8", "--batch-size", "4", "--bptt", "5", "--quiet")
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith("lm: error: non-finite loss or gradient at epoch 1, step ")
+    )
+    assert "Overflow" not in r.stderr and "Warning" not in r.stderr
+    assert not (out / "weights.npz").exists()
+
+
+@pytest.mark.parametrize("checkpoint_minutes", [10.0, 1e-9])  # at the epoch end; mid-epoch
+def test_non_finite_weights_are_never_saved(tmp_path, corpus, checkpoint_minutes):
+    """Weights that became infinite where no loss sees them yet (a row of U for a word that
+    the next windows do not contain) are caught before any save."""
+    t = start(tmp_path / "m", corpus, corpus, epochs=2, checkpoint_minutes=checkpoint_minutes)
+    real_update, calls = t.opt.update, {"n": 0}
+
+    def poisoning_update(params, grads):
+        real_update(params, grads)
+        calls["n"] += 1
+        if calls["n"] == 11:  # the last window of epoch 1
+            params["U"][0] = np.inf  # row 0: a special token never fed as input
+
+    t.opt.update = poisoning_update
+    with pytest.raises(TrainingError, match="the weights became non-finite"):
+        t.run(log=lambda m: None)
+    for name in ("weights.npz", "resume.npz"):
+        path = tmp_path / "m" / name
+        if path.exists():
+            assert all(np.isfinite(a).all() for a in load_arrays(str(path)).values()), name
+
+
+def test_non_finite_perplexities_are_null_in_json_and_never_the_best(tmp_path, corpus, monkeypatch):
+    from lm import training
+
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: (-np.inf, 10))
+    out = tmp_path / "m"
+    r = run_cli(
+        "train", corpus, "--valid", corpus, "--out", str(out), "--hidden", "8",
+        "--batch-size", "4", "--bptt", "5", "--epochs", "2", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert strict_json(r.stdout.splitlines()[-1])["valid_ppl"] is None
+    records = [strict_json(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [x["valid_ppl"] for x in records] == [None, None]
+    assert not any(x["accepted"] for x in records)
+    assert strict_json((out / "config.json").read_text())["training"]["best_valid_ppl"] is None
+    assert "valid ppl inf" in r.stderr and "(worse: rolled back)" in r.stderr
+    assert "best valid ppl none (no epoch had a finite one);" in r.stderr
+
+
+# ----- signals -----
+
+
+def test_sigint_during_validation_stops_it_and_resumes_bit_for_bit(tmp_path, corpus, monkeypatch):
+    kw = {"epochs": 3, "eval_batch_size": 1}  # one column: two validation windows of 128
+    start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
+    t = start(tmp_path / "cut", corpus, corpus, **kw)
+    real, calls = Network.target_logprobs, {"n": 0}
+
+    def signalled_in_validation(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # epoch 2's validation, first window
+            t._on_signal(signal.SIGINT, None)
+        return real(self, *args)
+
+    monkeypatch.setattr(Network, "target_logprobs", signalled_in_validation)
+    with pytest.raises(lm.LMError, match=r"\(epoch 2, window 11\); continue with"):
+        t.run(log=lambda m: None)
+    assert calls["n"] == 3  # the second window was never scored
+    monkeypatch.undo()
+    Trainer.resume(str(tmp_path / "cut"), show_progress=False).run(log=lambda m: None)
+    for name in ("weights.npz", "resume.npz"):
+        a, b = weights(tmp_path / "full", name), weights(tmp_path / "cut", name)
+        for k in a:
+            if k != "meta":
+                assert np.array_equal(a[k], b[k]), f"{name}:{k} differs after resume"
+
+
+def test_a_second_signal_stops_at_once(tmp_path, corpus):
+    t = start(tmp_path / "m", corpus, corpus)
+    step = t._step
+
+    def twice(*args):
+        step(*args)
+        t._on_signal(signal.SIGINT, None)
+        t._on_signal(signal.SIGINT, None)  # e.g. while the first one's checkpoint is written
+
+    t._step = twice
+    with pytest.raises(KeyboardInterrupt):
+        t.run(log=lambda m: None)
+    assert not (tmp_path / "m" / "resume.npz").exists()  # it did not wait to save
+    start(tmp_path / "m", corpus).close()  # and the directory is free again
+
+
+def test_cli_second_ctrl_c_exits_130_at_once(tmp_path, corpus, monkeypatch):
+    real = Trainer._step
+
+    def twice(self, *args):
+        real(self, *args)
+        self._on_signal(signal.SIGINT, None)
+        self._on_signal(signal.SIGINT, None)
+
+    monkeypatch.setattr(Trainer, "_step", twice)
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), "--hidden", "4", "--quiet")
+    assert r.exit_code == 130
+    assert r.stderr.strip().splitlines()[-1] == (
+        "lm: interrupted again: stopped at once; no checkpoint had been written yet"
+    )
+
+
+# ----- what lm train prints -----
+
+
+def test_cli_prints_human_lines(tmp_path, corpus):
+    common = ["--hidden", "8", "--batch-size", "4", "--bptt", "5", "--epochs", "1"]
+    r = run_cli("train", corpus, "--valid", corpus, "--out", str(tmp_path / "a"), *common)
+    assert r.exit_code == 0, r.output
+    first, *_, last = r.stderr.strip().splitlines()
+    assert first == "vocabulary: 25 words; model: one-hot input, 8 tanh units, 25-word softmax"
+    path = re.escape(str(tmp_path / "a"))
+    assert re.fullmatch(rf"best valid ppl \d+\.\d\d; model in {path}", last)
+    assert "ModelConfig" not in r.stderr and "None" not in r.stderr
+    r = run_cli(
+        "train", corpus, "--out", str(tmp_path / "b"), *common, "--input", "embedding",
+        "--embed-dim", "5",
+    )  # fmt: skip
+    assert "model: embedding 5 input, 8 tanh units" in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"no validation file; model in {tmp_path / 'b'}"
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [(["--seed", "-1"], "--seed"), (["--lr", "nan"], "--lr"), (["--l2", "nan"], "--l2")],
+)
+def test_cli_non_finite_or_negative_values_are_usage_errors(tmp_path, corpus, args, option):
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *args)
+    assert r.exit_code == 2 and option in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "m").exists()

@@ -8,11 +8,11 @@ import stat
 import sys
 
 import click
+from click.core import ParameterSource
 
 from lm import activations, cells, files, heads, memory
-from lm.checkpoint import is_model_dir
 from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
-from lm.errors import LMError
+from lm.trainconfig import RESUMABLE, FieldError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
 POSITIVE = click.IntRange(min=1)
@@ -213,16 +213,31 @@ def command(
     as_json,
     quiet,
 ):
-    """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR."""
+    """Train a language model on TRAIN_FILE (one sentence a line) into --out DIR.
+
+    With --resume DIR, continue the run checkpointed there, as it was set up: only --epochs,
+    --max-minutes, --checkpoint-minutes, --lr (the rate from the next update on) and --on-nan
+    may be given (they are applied and recorded in log.jsonl), and --force to go on after
+    the training or validation file changed. Any other option is a usage error.
+    """
 
     def log(msg):
-        if not quiet:
+        if not quiet or msg.startswith("lm: warning: "):  # -q: errors and warnings only
             click.echo(msg, err=True)
 
     show_progress = files.show_progress(not quiet)  # bars only on a terminal (tqdm's rule)
+    ctx = click.get_current_context()
+    given = [p for p in ctx.command.params if _given(ctx, p.name)]
     if resume:
-        trainer = Trainer.resume(resume, show_progress=show_progress)
-        log(f"resuming {resume} at epoch {trainer.state.epoch + 1}, window {trainer.state.window}")
+        fixed = [p for p in given if p.name not in (*RESUMABLE, *_RESUME_FLAGS)]
+        if fixed:
+            names = ", ".join(_option_name(p) for p in fixed)
+            raise click.UsageError(
+                f"--resume continues the run as it was set up; these cannot change: {names} "
+                "(--epochs, --max-minutes, --checkpoint-minutes, --lr and --on-nan can)"
+            )
+        changes = {p.name: ctx.params[p.name] for p in given if p.name in RESUMABLE}
+        trainer = Trainer.resume(resume, show_progress=show_progress, changes=changes, force=force)
     else:
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
@@ -234,31 +249,31 @@ def command(
             check_rereadable(valid_file, "--valid")
         embed_dim = (embed_dim or hidden) if input_kind == "embedding" else 0
         check_memory(hidden, embed_dim, batch_size, bptt, optimizer, ema, cells.make(cell).gates)
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise LMError(f"{out}: exists and is not a directory")
-        if is_model_dir(out) and not force:
-            raise LMError(f"{out}: already holds a model; use --force to overwrite it")
-        tc = TrainConfig(
-            batch_size=batch_size,
-            bptt=bptt,
-            truncate=truncate,
-            optimizer=optimizer,
-            lr=lr,
-            epochs=epochs,
-            min_improvement=min_improvement,
-            schedule=schedule,
-            halvings=halvings,
-            clip_norm=clip_norm,
-            clip_value=clip_value,
-            ema=ema,
-            l2=l2,
-            dropout=dropout,
-            independent=independent,
-            seed=seed,
-            checkpoint_minutes=checkpoint_minutes,
-            max_minutes=max_minutes,
-            on_nan=on_nan,
-        )
+        try:
+            tc = TrainConfig(
+                batch_size=batch_size,
+                bptt=bptt,
+                truncate=truncate,
+                optimizer=optimizer,
+                lr=lr,
+                epochs=epochs,
+                min_improvement=min_improvement,
+                schedule=schedule,
+                halvings=halvings,
+                clip_norm=clip_norm,
+                clip_value=clip_value,
+                ema=ema,
+                l2=l2,
+                dropout=dropout,
+                independent=independent,
+                seed=seed,
+                checkpoint_minutes=checkpoint_minutes,
+                max_minutes=max_minutes,
+                on_nan=on_nan,
+            )
+            vc = VocabConfig(vocab_size, min_count, lowercase)
+        except FieldError as e:
+            raise click.BadParameter(str(e), param_hint="--" + e.field.replace("_", "-")) from None
         mc_args = dict(
             hidden=hidden,
             input=input_kind,
@@ -277,8 +292,9 @@ def command(
                 valid_file,
                 mc_args,
                 tc,
-                VocabConfig(vocab_size, min_count, lowercase),
+                vc,
                 show_progress=show_progress,
+                force=force,
             )
         except heads.ClassCountError as e:  # known once the vocabulary is built
             raise click.BadParameter(str(e), param_hint="--classes") from None
@@ -288,11 +304,36 @@ def command(
     except Interrupted as e:
         click.echo(f"lm: {e}", err=True)
         sys.exit(130)
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+        click.echo(f"lm: interrupted again: stopped at once; {trainer.kept_note()}", err=True)
+        sys.exit(130)
     ppl = summary["valid_ppl"]
-    best = "no validation file" if ppl is None else f"best valid ppl {ppl:.2f}"
+    if ppl is not None:
+        best = f"best valid ppl {ppl:.2f}"
+    elif trainer.progress.valid_path is None:
+        best = "no validation file"
+    else:
+        best = "best valid ppl none (no epoch had a finite one)"
     log(f"{best}; model in {summary['out']}")
     if as_json:
         echo_lines(json.dumps(summary))
+
+
+# options that may come with --resume besides RESUMABLE's: they change no number
+_RESUME_FLAGS = ("resume", "force", "quiet", "as_json", "debug", "threads", "max_line_bytes")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """The user gave this parameter (on the command line or through the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        ParameterSource.DEFAULT,
+        ParameterSource.DEFAULT_MAP,
+    )
+
+
+def _option_name(param: click.Parameter) -> str:
+    return param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
 
 
 def check_rereadable(path: str, what: str) -> None:
