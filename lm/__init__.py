@@ -3,7 +3,7 @@
 import lm
 model = lm.load("model_dir")
 model.score("the cat sat")            # log10 P(the cat sat </s> | <s>)
-lm.perplexity(model, "test.txt")       # SRILM-style corpus perplexity
+lm.perplexity(model, "test.txt")       # corpus perplexity (</s> and OOVs counted)
 mixed = lm.interpolate(model, "5gram.arpa", 0.3)   # (1 - 0.3) p_rnn + 0.3 p_ngram per token
 """
 

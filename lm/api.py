@@ -5,7 +5,7 @@
     >>> model.score("the cat sat")             # total log10 probability, </s> included
     >>> list(model.full_scores("the cat sat"))  # (log10 prob, context length, is_oov) per token
     >>> model.perplexity("the cat sat")        # 10 ** (-score / (words + 1))
-    >>> lm.perplexity(model, "test.txt")        # corpus perplexity, SRILM's counts
+    >>> lm.perplexity(model, "test.txt")        # corpus perplexity, </s> and OOVs counted
     >>> model.generate(prompt="the", seed=0)   # text generation
     >>> "cat" in model                         # in the vocabulary (scored as itself)
 

@@ -4,7 +4,7 @@
 2. Train a model on it (sentences are independent in the source, so training resets the state
    at every sentence, ``independent=True``, and matches per-sentence scoring exactly).
 3. Report validation and test perplexity next to the oracle and the unigram and bigram
-   baselines, all counted the same way (SRILM's ``ppl``: every word and every ``</s>``).
+   baselines, all counted the same way (every word and every ``</s>``).
 4. Score a few test sentences against the same words shuffled; generate a few sentences.
 5. Run the cosine experiment (tuned preset) and draw the activation functions.
 """

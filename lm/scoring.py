@@ -338,14 +338,16 @@ def sentence_perplexity(scorer: TokenScorer, sentence: str) -> float:
 
 @dataclass(frozen=True)
 class CorpusPerplexity:
-    """Corpus-level results, counted as SRILM's ``ngram -ppl`` counts them.
+    """Corpus-level results. Every word, OOVs included (scored as ``<unk>``), and every ``</s>``
+    is a token: KenLM's "Perplexity including OOVs". SRILM's ``ppl`` and ``ppl1`` leave the
+    OOVs out; ``lm.formats.Totals`` prints those, under SRILM's names.
 
     sentences, words, oovs : lines scored, words in them (OOVs included, scored as <unk>),
         and how many of those words were OOV.
     tokens : the predictions made: words + sentences with eos (each </s>), else words.
     log10prob : total log10 probability of all tokens (</s> terms included with eos).
-    ppl : 10 ** (-log10prob / tokens), SRILM's ``ppl`` (counts </s>).
-    ppl1 : 10 ** (-log10prob / words), SRILM's ``ppl1`` (same total, </s> not counted).
+    ppl : 10 ** (-log10prob / tokens) (counts </s> and the OOVs).
+    ppl1 : 10 ** (-log10prob / words) (the same total, </s> not counted in the divisor).
     ppl_excluding_oovs : KenLM's "perplexity excluding OOVs": the OOV tokens' terms left
         out of both the total and the count.
     bits_per_token : cross-entropy -log2 P / tokens, i.e. log2(ppl).

@@ -50,7 +50,7 @@ from lm.errors import DataError, LMError, ModelFileError, TrainingError
 from lm.metrics import perplexity
 from lm.model import ModelConfig, Network
 from lm.schedule import SCHEDULES
-from lm.tokenizer import EOS, Vocab
+from lm.tokenizer import EOS, Vocab, count_words
 from lm.trainconfig import (
     DEFAULT_CLIP,
     DEFAULT_LR,
@@ -58,6 +58,7 @@ from lm.trainconfig import (
     Progress,
     TrainConfig,
     VocabConfig,
+    default_min_count,
 )
 
 Array = np.ndarray
@@ -97,7 +98,7 @@ def evaluate(
 ):
     """Total natural-log probability of a stream and the number of predicted tokens.
 
-    Every word and every ``</s>`` is predicted (SRILM's ``ppl`` counts); the opening ``</s>``
+    Every word and every ``</s>`` is predicted (as ``lm.perplexity`` counts); the opening ``</s>``
     is input only. The stream is cut into B columns at sentence starts, each starting from a
     zero state with ``</s>`` as input. With ``independent`` the state is also reset before
     every sentence, which makes the result equal to scoring each sentence alone (``lm
@@ -189,10 +190,23 @@ class Trainer:
         try:
             if checkpoint.is_model_dir(out) and not force:
                 raise LMError(f"{out}: already holds a model; use --force to overwrite it")
+            if vc.min_count is None:
+                counts = count_words(read_lines(train_path), vc.lowercase)
+                vc = replace(vc, min_count=default_min_count(counts))
             vocab = Vocab.build(read_lines(train_path), vc.vocab_size, vc.min_count, vc.lowercase)
+            if (
+                vocab.size <= 3
+                and vc.min_count > 1
+                and Vocab.build(read_lines(train_path)).size > 3
+            ):
+                raise DataError(
+                    f"{train_path}: no word occurs {vc.min_count} times or more (the default "
+                    "vocabulary keeps words seen twice); give --min-count 1 to keep every word"
+                )
             if vocab.size <= 3:
                 raise DataError(f"{train_path}: holds no words (empty or whitespace only)")
             stream = encode_file(train_path, vocab)
+            tc = tc.resolved(n_tokens=len(stream) - 1)  # the dropout rule reads the size
             counts = np.bincount(stream[1:], minlength=vocab.size)  # the predicted tokens
             mc = ModelConfig.from_counts(vocab.size, counts, **mc_args)  # class boundaries
             rng = np.random.default_rng(tc.seed)

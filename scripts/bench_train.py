@@ -9,6 +9,7 @@ Zipf's law over V words (P(rank r) proportional to 1/r). Both libraries use the 
 threads.
 
     python scripts/bench_train.py [--tokens 70000] [--input embedding|onehot] [--threads N]
+    python scripts/bench_train.py [--cell elman|gru|lstm]   (nn.RNN / nn.GRU / nn.LSTM in torch)
     python scripts/bench_train.py --output class [--vocab 10000,30000,100000] [--batch-size 64]
         [--classes C] [--optimizer sgd|adam]
 
@@ -53,11 +54,17 @@ def gemm_rate(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-def token_flops(input_kind: str, n_vocab: int, head_width: float | None = None) -> float:
+GATES = {"elman": 1, "gru": 3, "lstm": 4}
+
+
+def token_flops(
+    input_kind: str, n_vocab: int, head_width: float | None = None, cell: str = "elman"
+) -> float:
     """FLOPs of the matrix products per token; head_width: C + the mean width of the targets'
-    classes for the class head (None: the full softmax, n_vocab)."""
-    input_layer = 3 * 2 * E * H if input_kind == "embedding" else 0
-    return 3 * 2 * H * (head_width or n_vocab) + input_layer + 3 * 2 * H * H
+    classes for the class head (None: the full softmax, n_vocab); G = the cell's gates."""
+    G = GATES[cell]
+    input_layer = 3 * 2 * E * G * H if input_kind == "embedding" else 0
+    return 3 * 2 * H * (head_width or n_vocab) + input_layer + 3 * 2 * H * G * H
 
 
 def zipf_ids(n_vocab: int, n: int, seed: int = 0) -> np.ndarray:
@@ -75,7 +82,9 @@ def load_columns(n_vocab: int, batch: int) -> tuple[np.ndarray, str]:
     return batchify(ids, batch), f"Zipf ids over {n_vocab} words"
 
 
-def make_net(input_kind: str, n_vocab: int, output: str, counts, n_classes) -> Network:
+def make_net(
+    input_kind: str, n_vocab: int, output: str, counts, n_classes, cell: str = "elman"
+) -> Network:
     config = ModelConfig.from_counts(
         n_vocab,
         counts,
@@ -84,6 +93,7 @@ def make_net(input_kind: str, n_vocab: int, output: str, counts, n_classes) -> N
         input=input_kind,
         embed_dim=E if input_kind == "embedding" else 0,
         output=output,
+        cell=cell,
     )
     return Network.create(config, np.random.default_rng(0), counts=counts)
 
@@ -208,6 +218,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=B, help="B streams (--output class)")
     p.add_argument("--classes", type=int, help="C classes [default: round(sqrt(V))]")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="(--output class)")
+    p.add_argument("--cell", default="elman", choices=list(GATES), help="(--output full)")
     args = p.parse_args()
 
     rate = gemm_rate()
@@ -222,12 +233,13 @@ def main() -> None:
     else:
         columns, source = load_columns(V, B)
         print(
-            f"data: {source}; E={E} H={H} V={V} B={B} T={T} tanh, SGD + clip 0.25; "
+            f"data: {source}; E={E} H={H} V={V} B={B} T={T} {args.cell}, SGD + clip 0.25; "
             f"{args.tokens} tokens timed; {args.threads} threads"
         )
-        ours = bench_lm(make_net(args.input, V, "full", None, None), columns, args.tokens)
-        report(f"lm ({args.input})", ours, token_flops(args.input, V), rate)
-        theirs = bench_torch(columns, args.tokens, args.threads)
+        net = make_net(args.input, V, "full", None, None, args.cell)
+        ours = bench_lm(net, columns, args.tokens)
+        report(f"lm ({args.input})", ours, token_flops(args.input, V, cell=args.cell), rate)
+        theirs = bench_torch(columns, args.tokens, args.threads, args.cell)
         if theirs is None:
             print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")
         else:

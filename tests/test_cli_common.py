@@ -207,7 +207,7 @@ def test_quiet_train_prints_nothing_and_the_log_shows_no_python_internals(text, 
     loud = run("train", text, "--valid", text, "--out", tmp_path / "l", *TINY)
     assert loud.exit_code == 0
     lines = loud.stderr.splitlines()
-    assert lines[0].startswith("vocabulary: ") and "one-hot input, 4 tanh units, " in lines[0]
+    assert lines[0].startswith("vocabulary: ") and "embedding 4 input, 4 gru units, " in lines[0]
     assert "ModelConfig" not in loud.stderr and "None" not in loud.stderr
     last = lines[-1]
     assert last.startswith("best valid ppl ") and f"; model in {tmp_path / 'l'}" in last

@@ -318,13 +318,13 @@ def test_a_finished_run_is_extended_with_a_larger_epochs(tmp_path, corpus):
     r = run("train", "--resume", out, "--epochs", "3", "--lr", "0.001", "--json")
     assert r.exit_code == 0, r.output
     assert (
-        f"resuming {out} at epoch 2, window 0 with --epochs 3 (was 1), --lr 0.001 (was 0.005)"
+        f"resuming {out} at epoch 2, window 0 with --epochs 3 (was 1), --lr 0.001 (was 0.003)"
         in (r.stderr)
     )
     assert json.loads(r.stdout.splitlines()[-1])["epochs"] == 3
     records = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in records] == [1, 2, 3]
-    assert records[1]["changed"] == {"epochs": [1, 3], "lr": [0.005, 0.001]}
+    assert records[1]["changed"] == {"epochs": [1, 3], "lr": [0.003, 0.001]}
     assert records[1]["lr"] == 0.001 and "changed" not in records[2]
     config = json.loads((out / "config.json").read_text())["training"]
     assert config["config"]["epochs"] == 3 and config["epochs"] == 3

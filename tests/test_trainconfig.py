@@ -11,7 +11,7 @@ NAN, INF = math.nan, math.inf
 
 
 def test_defaults_are_valid_and_resolved_fills_the_optimizer_defaults():
-    assert TrainConfig().resolved().lr == 5e-3
+    assert TrainConfig().resolved().lr == 3e-3
     assert TrainConfig(optimizer="sgd").resolved().clip_norm == 0.25
     assert TrainConfig(clip_norm=0).resolved().clip_norm == 0  # 0: clipping off
     VocabConfig()

@@ -437,6 +437,9 @@ def test_corpus_shorter_than_a_batch_says_why(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("one two\n")
     r = run_cli("train", str(path), "--out", str(tmp_path / "m"), "--batch-size", "20", "--quiet")
+    assert r.exit_code == 1 and "--min-count 1" in r.stderr  # no word is seen twice
+    args = ("--min-count", "1", "--batch-size", "20", "--quiet")
+    r = run_cli("train", str(path), "--out", str(tmp_path / "m"), *args)
     assert r.exit_code == 1 and "--batch-size" in r.stderr
 
 
@@ -621,7 +624,7 @@ def test_cli_prints_human_lines(tmp_path, corpus):
     r = run_cli("train", corpus, "--valid", corpus, "--out", str(tmp_path / "a"), *common)
     assert r.exit_code == 0, r.output
     first, *_, last = r.stderr.strip().splitlines()
-    assert first == "vocabulary: 25 words; model: one-hot input, 8 tanh units, 25-word softmax"
+    assert first == "vocabulary: 25 words; model: embedding 8 input, 8 gru units, 25-word softmax"
     path = re.escape(str(tmp_path / "a"))
     assert re.fullmatch(rf"best valid ppl \d+\.\d\d; model in {path}", last)
     assert "ModelConfig" not in r.stderr and "None" not in r.stderr
@@ -629,7 +632,7 @@ def test_cli_prints_human_lines(tmp_path, corpus):
         "train", corpus, "--out", str(tmp_path / "b"), *common, "--input", "embedding",
         "--embed-dim", "5",
     )  # fmt: skip
-    assert "model: embedding 5 input, 8 tanh units" in r.stderr
+    assert "model: embedding 5 input, 8 gru units" in r.stderr
     assert r.stderr.strip().splitlines()[-1] == f"no validation file; model in {tmp_path / 'b'}"
 
 
