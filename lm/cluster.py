@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import os
 import signal
@@ -248,23 +247,10 @@ def read_chunks(lines: Iterable[str], chunk_lines: int, name: str = "<lines>") -
     """Cut ``lines`` into the chunks ``scoring.score_chunks`` forms (``chunk_lines`` lines
     each, the last one shorter); when reading fails (a DataError: a line that is not UTF-8),
     the lines read before it are yielded first, then the error is raised, as there."""
-    it = iter(lines)
     first = 1
-    while True:
-        chunk: list[str] = []
-        error = None
-        try:
-            for line in itertools.islice(it, chunk_lines):  # keeps what was read on error
-                chunk.append(line)  # noqa: PERF402
-        except DataError as e:
-            error = e
-        if chunk:
-            yield Chunk(chunk, name, first)
-            first += len(chunk)
-        if error is not None:
-            raise error
-        if len(chunk) < chunk_lines:
-            return
+    for chunk in scoring.chunked(lines, chunk_lines):
+        yield Chunk(chunk, name, first)
+        first += len(chunk)
 
 
 def in_order(

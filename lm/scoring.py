@@ -261,6 +261,14 @@ def score_chunks(
     """
     if isinstance(lines, str):
         raise TypeError("lines must be an iterable of sentences, not one str: pass [sentence]")
+    for chunk in chunked(lines, chunk_lines):
+        yield score_chunk(scorer, chunk, bos, eos, batch_size)
+
+
+def chunked(lines: Iterable[str], chunk_lines: int) -> Iterator[list[str]]:
+    """``lines`` read lazily into lists of ``chunk_lines`` (the last one shorter): the chunks
+    every scorer works on, in one process or on a cluster. When reading fails (a DataError:
+    a line that is not UTF-8), the lines read before it are yielded first, then it is raised."""
     it = iter(lines)
     while True:
         chunk: list[str] = []
@@ -271,7 +279,7 @@ def score_chunks(
         except DataError as e:
             error = e
         if chunk:
-            yield score_chunk(scorer, chunk, bos, eos, batch_size)
+            yield chunk
         if error is not None:
             raise error
         if len(chunk) < chunk_lines:

@@ -42,6 +42,7 @@ def start(out, corpus, valid=None, **kw):
         input=kw.pop("input", "onehot"),
         embed_dim=kw.pop("embed_dim", 0),
         output=kw.pop("output", "full"),
+        cell=kw.pop("cell", "elman"),
     )
     if "n_classes" in kw:
         mc["n_classes"] = kw.pop("n_classes")
@@ -202,22 +203,26 @@ def interrupt_after(trainer, n_steps):
 
 
 @pytest.mark.parametrize(
-    "optimizer, ema, output",
+    "optimizer, ema, output, cell",
     [
-        ("adam", 0.0, "full"),
-        ("sgd", 0.0, "full"),
-        ("adam", 0.9, "full"),
-        ("adam", 0.0, "class"),
-        ("sgd", 0.0, "class"),
+        ("adam", 0.0, "full", "elman"),
+        ("sgd", 0.0, "full", "elman"),
+        ("adam", 0.9, "full", "elman"),
+        ("adam", 0.0, "class", "elman"),
+        ("sgd", 0.0, "class", "elman"),
+        ("adam", 0.9, "full", "gru"),
+        ("sgd", 0.0, "full", "lstm"),
+        ("adam", 0.0, "class", "lstm"),
     ],
 )
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
 def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
-    tmp_path, corpus, optimizer, ema, output, stop_after
+    tmp_path, corpus, optimizer, ema, output, cell, stop_after
 ):
     """With the class head the updates are lazy (sparse): its state is Adam's m, v and t all
-    the same, and a resumed run ends on the same bits."""
-    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output)
+    the same, and a resumed run ends on the same bits. The LSTM carries [h | c] across the
+    interruption."""
+    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output, cell=cell)
     if output == "class":
         kw["n_classes"] = 3
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
@@ -375,7 +380,7 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
         ["--output", "tree"],
         ["--output", "class", "--classes", "0"],
         ["--output", "class", "--classes", "-3"],
-        ["--classes", "5"],
+        ["--classes", "0"],  # --classes alone implies the class head
         ["--output", "full", "--classes", "5"],
     ],
 )

@@ -70,9 +70,8 @@ POSITIVE = click.IntRange(min=1)
     "--output",
     "output",
     type=click.Choice(heads.NAMES),
-    default="full",
-    show_default=True,
-    help="Output layer: full softmax, or class-factored (much faster at large vocabularies).",
+    help="Output layer: full softmax, or class-factored (much faster at large vocabularies) "
+    f"[default: class from {heads.CLASS_HEAD_FROM:,} words on (or with --classes), else full].",
 )
 @click.option(
     "--classes",
@@ -240,7 +239,7 @@ def command(
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
         activation = _activation_for(cell, activation)
-        if n_classes is not None and output != "class":
+        if n_classes is not None and output == "full":
             raise click.UsageError("--classes is for the class-factored head: add --output class")
         check_rereadable(train_file, "TRAIN_FILE")
         if valid_file is not None:
