@@ -24,6 +24,7 @@ a small tanh RNN with the scalar encoding trained by full-batch Adam.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lm import cells, heads, inputs, optim
+from lm import activations, cells, heads, inputs, optim
+from lm.checks import is_real, require_choice, require_int
 from lm.errors import TrainingError
 from lm.model import Network
 
@@ -115,6 +117,22 @@ class Config:
     bias: bool
     alpha: float = 0.01
     cell: str = "elman"
+
+    def __post_init__(self):
+        """ValueError naming the first field that cannot describe a run (as every config)."""
+        for name in ("hidden", "epochs", "batch"):
+            require_int(name, getattr(self, name), 1)
+        if self.truncate is not None:
+            require_int("truncate", self.truncate, 1)
+        require_choice("encoding", self.encoding, ENCODINGS)
+        require_choice("init", self.init, INITS)
+        require_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        require_choice("activation", self.activation, activations.NAMES)
+        require_choice("cell", self.cell, cells.NAMES)
+        for name in ("lr", "alpha", "clip", "clip_norm"):
+            value = getattr(self, name)
+            if value is not None and not (is_real(value) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 PRESETS = {

@@ -90,7 +90,7 @@ class TrainConfig:
     clip_value: float | None = None
     l2: float = 0.0
     dropout: float | None = None  # None: default_dropout(training tokens)
-    independent: bool = False
+    independent: bool = True  # reset the state at sentence starts (as scoring does)
     seed: int = 0
     checkpoint_minutes: float = 10.0
     max_minutes: float | None = None

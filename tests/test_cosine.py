@@ -292,3 +292,24 @@ def test_perplexity_curve_writes_png_and_skips_missing_validation(tmp_path):
     fig = plots.perplexity_curve_figure([1, 2], [300.0, 200.0], [320.0, None])
     assert [line.get_label() for line in fig.axes[0].lines] == ["training", "validation"]
     assert fig.axes[0].get_yscale() == "log"
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("hidden", 0, "hidden must be an integer >= 1"),
+        ("cell", "rnn", "cell must be one of"),
+        ("lr", float("nan"), "lr must be a finite number"),
+        ("truncate", 0, "truncate must be an integer >= 1"),
+    ],
+)
+def test_config_fields_are_checked_when_made(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        cosine.make_config("tuned", **{field: value})
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cells_learn_the_cosine_task(cell):
+    """The cosine task shares the core: a gated cell trains through the same Network."""
+    result = cosine.train_cosine("tuned", seed=0, epochs=60, cell=cell)
+    assert result.val_loss[-1] < 0.5 * result.val_loss[0]

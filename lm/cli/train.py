@@ -10,7 +10,7 @@ import sys
 import click
 from click.core import ParameterSource
 
-from lm import activations, cells, files, heads, memory, scoring
+from lm import activations, cells, files, heads, inputs, memory, scoring
 from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
 from lm.trainconfig import RESUMABLE, FieldError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
@@ -49,7 +49,7 @@ POSITIVE = click.IntRange(min=1)
 @click.option(
     "--input",
     "input_kind",
-    type=click.Choice(["onehot", "embedding"]),
+    type=click.Choice(inputs.WORD_KINDS),
     default="embedding",
     show_default=True,
 )
@@ -151,9 +151,11 @@ POSITIVE = click.IntRange(min=1)
     "the training text: 0.7 below 150k tokens, 0.5 below 600k, 0.3 below 3M, else 0.1].",
 )
 @click.option(
-    "--independent",
-    is_flag=True,
-    help="Reset the state at every sentence start (matches per-sentence scoring).",
+    "--independent/--carry-state",
+    default=True,
+    show_default=True,
+    help="Reset the state at every sentence start, as lm score and lm perplexity do, so that "
+    "validation equals lm perplexity; --carry-state carries it from sentence to sentence.",
 )
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
