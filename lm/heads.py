@@ -229,17 +229,6 @@ class Linear:
 # ----------------------------------------------------------------------------- classes
 
 
-CLASS_HEAD_FROM = 30_000  # vocabulary size from which lm train uses the class head by default
-
-
-def default_output(n_vocab: int) -> str:
-    """The output layer ``lm train`` uses unless told: the class head from ``CLASS_HEAD_FROM``
-    words on, where it trains 9 to 17 times as fast as the full softmax (``bench_train.py
-    --output class``); the full softmax below, where the class head cost 3.7 to 4.4% of test
-    perplexity for 2 to 4 times the speed (the README's Quality section)."""
-    return "class" if n_vocab >= CLASS_HEAD_FROM else "full"
-
-
 def default_classes(n_vocab: int) -> int:
     """The number of classes ``lm train --output class`` uses unless told: round(sqrt(n_vocab)).
     With C equal bins a token costs about C + n_vocab / C products of width H, least at

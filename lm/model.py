@@ -88,11 +88,8 @@ class ModelConfig:
 
             ModelConfig.from_counts(10000, counts, output="class")       # 100 classes
             ModelConfig.from_counts(10000, counts, output="full", n_classes=100)  # ValueError
-            ModelConfig.from_counts(50000, counts)  # output None: heads.default_output, "class"
         """
-        if fields.get("output") is None:  # lm train's default: by the vocabulary's size
-            fields["output"] = "class" if n_classes is not None else heads.default_output(n_vocab)
-        if fields["output"] == "class":
+        if fields.get("output", "full") == "class":
             C = heads.default_classes(n_vocab) if n_classes is None else n_classes
             fields["classes"] = heads.class_bounds(counts, C)
         elif n_classes is not None:

@@ -252,13 +252,3 @@ def test_model_config_cuts_classes_from_counts_and_keeps_them_as_a_tuple():
         ModelConfig.from_counts(N_VOCAB, counts, 3, output="full")
     with pytest.raises(heads.ClassCountError):
         ModelConfig.from_counts(N_VOCAB, counts, 8, output="class")
-
-
-def test_the_default_output_layer_follows_the_vocabulary_size():
-    """output None (lm train's default): the class head from heads.CLASS_HEAD_FROM words on,
-    or whenever a number of classes is given; the full softmax below."""
-    small, large = heads.CLASS_HEAD_FROM - 1, heads.CLASS_HEAD_FROM
-    assert ModelConfig.from_counts(small, np.ones(small), output=None).output == "full"
-    big = ModelConfig.from_counts(large, np.ones(large), output=None)
-    assert big.output == "class" and len(big.classes) == heads.default_classes(large) + 1
-    assert ModelConfig.from_counts(N_VOCAB, np.ones(N_VOCAB), 3, output=None).output == "class"

@@ -380,7 +380,7 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
         ["--output", "tree"],
         ["--output", "class", "--classes", "0"],
         ["--output", "class", "--classes", "-3"],
-        ["--classes", "0"],  # --classes alone implies the class head
+        ["--classes", "5"],  # --classes is for the class head only
         ["--output", "full", "--classes", "5"],
     ],
 )

@@ -70,8 +70,9 @@ POSITIVE = click.IntRange(min=1)
     "--output",
     "output",
     type=click.Choice(heads.NAMES),
-    help="Output layer: full softmax, or class-factored (much faster at large vocabularies) "
-    f"[default: class from {heads.CLASS_HEAD_FROM:,} words on (or with --classes), else full].",
+    default="full",
+    show_default=True,
+    help="Output layer: full softmax, or class-factored (much faster at large vocabularies).",
 )
 @click.option(
     "--classes",
@@ -241,7 +242,7 @@ def command(
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
         activation = _activation_for(cell, activation)
-        if n_classes is not None and output == "full":
+        if n_classes is not None and output != "class":
             raise click.UsageError("--classes is for the class-factored head: add --output class")
         check_rereadable(train_file, "TRAIN_FILE")
         if valid_file is not None:
