@@ -44,7 +44,7 @@ from dataclasses import asdict, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from lm import checkpoint, optim, schedule
+from lm import cells, checkpoint, memory, optim, schedule
 from lm.data import batchify, encode_file, n_windows, read_lines, sentence_columns, windows
 from lm.errors import DataError, LMError, ModelFileError, TrainingError
 from lm.metrics import perplexity
@@ -209,6 +209,10 @@ class Trainer:
             tc = tc.resolved(n_tokens=len(stream) - 1)  # the dropout rule reads the size
             counts = np.bincount(stream[1:], minlength=vocab.size)  # the predicted tokens
             mc = ModelConfig.from_counts(vocab.size, counts, **mc_args)  # class boundaries
+            memory.check_training(  # now that the vocabulary's size is known
+                vocab.size, mc.hidden, tc.batch_size, tc.bptt, mc.embed_dim,
+                cells.make(mc.cell, mc.activation, mc.alpha).gates, tc.optimizer, bool(tc.ema),
+            )  # fmt: skip
             rng = np.random.default_rng(tc.seed)
             net = Network.create(mc, rng, counts=counts)  # output bias: log unigram frequencies
             progress = Progress(

@@ -168,3 +168,21 @@ def test_generate_refuses_sizes_that_cannot_fit(big_vocab_dir, args, words):
     result = run("generate", big_vocab_dir, *args)
     one_line_error(result, 2, words)
     assert "of memory, more than the" in result.stderr
+
+
+def test_a_vocabulary_too_large_for_memory_is_refused_before_training(tmp_path, monkeypatch):
+    """The CLI's early check cannot know the vocabulary; training checks again once it is
+    built (here with the bound lowered so that a small vocabulary stands for a huge one)."""
+    from lm import errors, memory
+    from lm.trainconfig import TrainConfig, VocabConfig
+    from lm.training import Trainer
+
+    corpus = tmp_path / "t.txt"
+    corpus.write_text(" ".join(f"w{i}" for i in range(300)) + "\n")
+    monkeypatch.setattr(memory, "available_bytes", lambda: 10**6)
+    with pytest.raises(errors.MemoryLimitError):
+        Trainer.start(
+            str(tmp_path / "m"), str(corpus), None, {"hidden": 64}, TrainConfig(batch_size=2),
+            VocabConfig(min_count=1), show_progress=False,
+        )  # fmt: skip
+    assert not (tmp_path / "m" / "weights.npz").exists()
