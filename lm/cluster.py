@@ -85,19 +85,22 @@ Transform = Callable[["scoring.SentenceScore"], "scoring.SentenceScore"]
 
 class Chunk(NamedTuple):
     """Lines scored together: the unit of work of a worker. ``name`` (the file) and ``first``
-    (the line number of ``lines[0]``) only label messages."""
+    (the line number of ``lines[0]``) only label messages; ``extra`` is whatever the caller
+    keeps beside the lines (n-best hypotheses, say), never sent to a worker."""
 
     lines: list[str]
     name: str = "<lines>"
     first: int = 1
+    extra: object = None
 
 
 class ChunkResult(NamedTuple):
     """A scored chunk: ``text``, its formatted output lines joined by newlines (None without a
-    format), and ``scores``, a SentenceScore per line in input order."""
+    format), ``scores``, a SentenceScore per line in input order, and the ``chunk`` scored."""
 
     text: str | None
     scores: list[scoring.SentenceScore]
+    chunk: Chunk | None = None
 
 
 class _Packed(NamedTuple):
@@ -111,14 +114,14 @@ class _Packed(NamedTuple):
     oov: Array
     log10probs: Array
 
-    def unpack(self, lines: list[str], bos: bool, eos: bool) -> ChunkResult:
+    def unpack(self, chunk: Chunk, bos: bool, eos: bool) -> ChunkResult:
         cut = np.cumsum(self.tokens)[:-1]
         parts = (np.split(a, cut) for a in (self.ids, self.oov, self.log10probs))
         scores = [
             scoring.SentenceScore(line, ids, oov, lp, bos, eos)
-            for line, ids, oov, lp in zip(lines, *parts)
+            for line, ids, oov, lp in zip(chunk.lines, *parts)
         ]
-        return ChunkResult(self.text, scores)
+        return ChunkResult(self.text, scores, chunk)
 
 
 def _distributed():
@@ -281,11 +284,10 @@ def in_order(
         if isinstance(model, (str, os.PathLike)):
             raise TypeError("scoring in this process needs a LanguageModel, not a path")
         for item in items:
-            yield (
-                _score(model, item.lines, bos, eos, batch_size, format, transform)
-                if isinstance(item, Chunk)
-                else item
-            )
+            if isinstance(item, Chunk):
+                r = _score(model, item.lines, bos, eos, batch_size, format, transform)
+                item = r._replace(chunk=item)
+            yield item
         return
     loader = model_loader(model)
     threads = _guard(client, Chunk([]), client.nthreads)
@@ -337,7 +339,7 @@ def in_order(
 def _result(client, item, future, bos: bool, eos: bool):
     if future is None:
         return item
-    return _guard(client, item, future.result).unpack(item.lines, bos, eos)
+    return _guard(client, item, future.result).unpack(item, bos, eos)
 
 
 def _guard(client, chunk: Chunk, call):

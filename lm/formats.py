@@ -51,6 +51,7 @@ tab-separated columns; the words are the same, since both are white space to the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 
@@ -96,6 +97,14 @@ def with_unk_penalty(s: SentenceScore, penalty: float | None) -> SentenceScore:
         return s
     log10probs = np.where(s.oov, float(penalty), s.log10probs)
     return dataclasses.replace(s, log10probs=log10probs)
+
+
+def penalty_transform(penalty: float | None):
+    """``with_unk_penalty`` with ``penalty`` as a picklable transform a cluster worker applies
+    to each score (None: no transform)."""
+    if penalty is None:
+        return None
+    return functools.partial(with_unk_penalty, penalty=penalty)
 
 
 def ppl_excluding_oovs(s: SentenceScore) -> float:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lm import activations, cells, core, heads, inputs
+from lm import activations, cells, core, heads, inputs, sparse
 from lm.checks import is_int, is_real, require_choice
 
 Array = np.ndarray
@@ -54,6 +54,7 @@ class ModelConfig:
     output: str = "full"  # one of heads.NAMES
     # output == "class": the class boundaries 0 = b_0 < ... < b_C = n_vocab (heads.class_bounds)
     classes: tuple[int, ...] | None = field(default=None, repr=False)
+    tie: bool = False  # the head's V is E^T (needs input "embedding" with embed_dim == hidden)
 
     def __post_init__(self):
         for name in ("n_vocab", "hidden"):
@@ -77,6 +78,14 @@ class ModelConfig:
             object.__setattr__(self, "classes", tuple(self.classes))  # hashable; JSON: a list
         elif self.classes is not None:
             raise ValueError(f"classes is only for output 'class', not {self.output!r}")
+        if not isinstance(self.tie, bool):
+            raise ValueError(f"tie must be true or false, got {self.tie!r}")
+        if self.tie and not (self.input == "embedding" and self.embed_dim == self.hidden):
+            raise ValueError(
+                "tie (the output weights as the transposed embedding) needs input 'embedding' "
+                f"with embed_dim == hidden, got input {self.input!r}, embed_dim "
+                f"{self.embed_dim}, hidden {self.hidden}"
+            )
 
     @classmethod
     def from_counts(cls, n_vocab: int, counts, n_classes: int | None = None, **fields):
@@ -110,7 +119,7 @@ class ModelConfig:
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of every parameter array this configuration implies."""
-        return Network(*self.parts(), self.hidden).param_shapes()
+        return Network(*self.parts(), self.hidden, tie=self.tie).param_shapes()
 
 
 def dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
@@ -122,20 +131,27 @@ class Network:
     """Input layer -> cell -> head over one flat parameter dict ``params``.
 
     ``config`` is the ModelConfig of a language model (None for a network assembled from
-    parts, such as the cosine task's).
+    parts, such as the cosine task's). With ``tie`` the head's word weights are the input
+    embedding transposed, V = E^T (H, n_vocab) (Press and Wolf 2017; Inan et al. 2017):
+    ``params`` holds no "V", the head reads the view E.T, and the gradient it gives V is added
+    to E's (``lm.sparse.add_transposed``).
     """
 
-    def __init__(self, layer, cell, head, hidden: int, params: dict | None = None, config=None):
+    def __init__(
+        self, layer, cell, head, hidden: int, params: dict | None = None, config=None,
+        tie: bool = False,
+    ):  # fmt: skip
         self.inputs, self.cell, self.head, self.hidden = layer, cell, head, hidden
         self.params = params if params is not None else {}
         self.config = config
+        self.tie = tie
 
     # ----- construction
 
     @classmethod
     def build(cls, config: ModelConfig, params: dict[str, Array]) -> Network:
         """The language model that ``config`` describes, with the given weights."""
-        return cls(*config.parts(), config.hidden, params, config)
+        return cls(*config.parts(), config.hidden, params, config, tie=config.tie)
 
     @classmethod
     def create(
@@ -151,6 +167,8 @@ class Network:
         H, width = self.hidden, self.cell.gates * self.hidden
         shapes = {**self.cell.param_shapes(H), **self.head.param_shapes(H)}
         shapes.update(self.inputs.param_shapes(width))
+        if self.tie:
+            del shapes["V"]
         return shapes
 
     def init_params(self, rng: np.random.Generator, dtype=np.float32, counts=None) -> dict:
@@ -159,7 +177,15 @@ class Network:
         params = {**self.cell.init(H, rng), **self.head.init(H, rng, counts)}
         params.update(self.inputs.init(self.cell.gates * H, rng))
         params["b"] = params["b"] + self.cell.drive_bias(H)  # e.g. the LSTM's forget gate
+        if self.tie:
+            del params["V"]  # drawn all the same, so that the other parts' draws do not move
         return {k: np.asarray(v).astype(dtype) for k, v in params.items()}
+
+    def head_params(self) -> dict:
+        """The parameters as the head reads them: ``params``, with V = E.T when tied."""
+        if not self.tie:
+            return self.params
+        return {**self.params, "V": self.params["E"].T}
 
     @property
     def dtype(self):
@@ -225,7 +251,9 @@ class Network:
             out_mask = dropout_mask(rng, S_out.shape, dropout, self.dtype)
             S_out = S_out * out_mask
         targets = y if last else y.reshape(-1)
-        loss_sum, dH, grads = self.head.loss(p, S_out, targets, scale=1.0 / len(S_out))
+        loss_sum, dH, grads = self.head.loss(
+            self.head_params(), S_out, targets, scale=1.0 / len(S_out)
+        )
         if out_mask is not None:
             dH *= out_mask
         dS = self._state_grad(dH, T, B, last)
@@ -234,6 +262,8 @@ class Network:
         in_grads, _ = self.inputs.backward(p, x, in_cache, dD, sparse=self.head.sparse_grads)
         grads.update(cell_grads)
         grads.update(in_grads)
+        if self.tie:
+            grads["E"] = sparse.add_transposed(grads["E"], grads.pop("V"))
         return loss_sum, grads, S[-1].copy()
 
     def _state_grad(self, dH: Array, T: int, B: int, last: bool) -> Array:
@@ -255,7 +285,7 @@ class Network:
 
     def head_logprobs(self, hidden: Array, y: Array) -> Array:
         """ln p(y_i | h_i) for N hidden rows (N, H) and targets (N,): (N,) float64."""
-        return self.head.target_logprobs(self.params, hidden, y)
+        return self.head.target_logprobs(self.head_params(), hidden, y)
 
     def predict(self, x: Array, S0: Array | None = None) -> Array:
         """The linear head's output on the last state: x (T, B, n_in) -> (B, n_out)."""
@@ -271,4 +301,4 @@ class Network:
 
     def next_logprobs(self, s: Array) -> Array:
         """ln p(next word | state): s (B, n_s) -> (B, n_vocab), each row a log-distribution."""
-        return self.head.next_logprobs(self.params, self.cell.hidden(s))
+        return self.head.next_logprobs(self.head_params(), self.cell.hidden(s))

@@ -97,3 +97,17 @@ def values(g) -> Array:
 def dense(g) -> Array:
     """The full array of a gradient, sparse or not."""
     return g.dense() if is_sparse(g) else g
+
+
+def add_transposed(dE, dV):
+    """The gradient of a tied parameter E (n, k) that is used as itself and as V = E^T (k, n):
+    dE + dV^T. Dense plus dense is dense (dE, updated in place); Rows plus Cols (the class
+    head's columns of V are rows of E) is Rows over the union of their rows."""
+    if not (is_sparse(dE) or is_sparse(dV)):
+        dE += dV.T
+        return dE
+    if not (isinstance(dE, Rows) and isinstance(dV, Cols)):
+        raise TypeError(f"cannot add {type(dV).__name__} transposed to {type(dE).__name__}")
+    col_ids = np.concatenate([np.arange(a, b) for a, b, _ in dV.parts()] or [np.zeros(0, int)])
+    ids = np.concatenate([dE.index, col_ids.astype(np.int64)])
+    return Rows.sum_of(ids, np.concatenate([dE.values, dV.values.T]), dE.shape[0])

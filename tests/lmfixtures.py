@@ -29,10 +29,13 @@ def make_model(
     cell="elman",
     output="full",
     n_classes=None,
+    tie=False,
 ) -> LanguageModel:
     """A LanguageModel with random weights (scaled up so distributions are far from uniform).
     ``output="class"``: the class head, its ``n_classes`` boundaries cut from the word counts
-    of ``lines``."""
+    of ``lines``. ``tie``: an embedding input of width ``hidden`` whose transpose is V."""
+    if tie:
+        input, embed_dim = "embedding", hidden
     lines = list(lines)
     vocab = Vocab.build(lines)
     counts = None
@@ -49,9 +52,10 @@ def make_model(
         activation=activation,
         cell=cell,
         output=output,
+        tie=tie,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
-    for k in ("V", "c", "U", "Vc", "cc"):
+    for k in ("V", "c", "U", "Vc", "cc") + (("E",) if tie else ()):
         if k in net.params:
             net.params[k] *= net.params[k].dtype.type(scale)
     return LanguageModel(net, vocab, {})

@@ -183,6 +183,80 @@ def test_perplexity_on_the_cluster_is_bit_for_bit(client, model_dir, text, flags
     assert as_text.stdout == reference("perplexity", model_dir, text, "--quiet", *flags).stdout
 
 
+def nbest_lines(n_keys: int, seed: int = 3) -> list[str]:
+    """A Kaldi n-best list: n_keys utterances of 1 to 40 hypotheses each."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 41, size=n_keys)
+    hyps = iter(sentences(int(counts.sum()), seed=seed))
+    return [f"utt{k} {next(hyps)}".rstrip() for k, n in enumerate(counts) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def nbest_file(tmp_path_factory) -> str:
+    return write(tmp_path_factory.mktemp("nbest") / "kaldi.txt", nbest_lines(300))
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--best", "--lm-weight", "2", "--word-penalty", "-0.5"], ["--unk-penalty", "-7"]],
+    ids=["scores", "best", "unk-penalty"],
+)
+def test_rescore_on_the_cluster_is_bit_for_bit_lm_threads_1_rescore(
+    client, model_dir, nbest_file, flags
+):
+    one = subprocess.run(
+        [*LM, "--threads", "1", "rescore", model_dir, nbest_file, *flags],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert one.returncode == 0, one.stderr
+    assert len(one.stdout.splitlines()) == (300 if "--best" in flags else len(nbest_lines(300)))
+    result = run("rescore", model_dir, nbest_file, *flags, "--scheduler", address(client))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == one.stdout
+
+
+def test_rescore_srilm_lists_on_the_cluster_chained_or_one_output_each(
+    client, model_dir, tmp_path
+):
+    """SRILM lists (one per file): to stdout one after another as one process writes them,
+    or with --out-dir to DIR/NAME.rescored each; a rerun skips the lists already done."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for i in range(3):
+        hyps = sentences(50 + 30 * i, seed=10 + i)
+        write(lists / f"u{i}.nb", [f"{-i - k} 0 {len(h.split())} {h}".rstrip() for k, h in
+                                   enumerate(hyps)])  # fmt: skip
+    files = sorted(str(p) for p in lists.iterdir())
+    where = ["--scheduler", address(client)]
+    expected = reference("rescore", model_dir, *files, "--format", "srilm").stdout
+    got = run("rescore", model_dir, *files, "--format", "srilm", *where)
+    assert got.exit_code == 0, got.stderr
+    assert got.stdout == expected
+    out = tmp_path / "out"
+    got = run("rescore", model_dir, str(lists), "--format", "srilm", "--out-dir", out, *where)
+    assert got.exit_code == 0, got.stderr
+    assert sorted(os.listdir(out)) == [f"u{i}.nb.rescored" for i in range(3)]
+    assert "".join((out / f"u{i}.nb.rescored").read_text() for i in range(3)) == expected
+    (out / "u1.nb.rescored").unlink()
+    again = run("rescore", model_dir, str(lists), "--format", "srilm", "--out-dir", out, *where)
+    assert again.exit_code == 0 and "2 of 3 inputs already done" in again.stderr
+    assert "".join((out / f"u{i}.nb.rescored").read_text() for i in range(3)) == expected
+
+
+def test_rescore_with_workers_starts_its_own_cluster_and_names_a_bad_line(
+    model_dir, nbest_file, tmp_path
+):
+    bad = tmp_path / "bad.nb"
+    bad.write_text("-1 0 1 a\nnot numbers here\n")
+    got = run("rescore", model_dir, bad, "--format", "srilm", "--workers", "1")
+    assert got.exit_code == 1
+    assert got.stderr.strip().splitlines()[-1].startswith(f"lm: error: {bad}:2: ")
+
+
 def test_api_perplexity_with_a_client_equals_one_process(client, model_dir, model, text):
     with threadpool_limits(limits=1, user_api="blas"):
         expected = lm.perplexity(model, text, progress=False)

@@ -19,12 +19,15 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 
 
-@pytest.fixture(scope="module", params=["elman", "gru", "lstm", "class"])
+@pytest.fixture(scope="module", params=["elman", "gru", "lstm", "class", "tied"])
 def model(request):
-    """Every test on this fixture runs with each cell (full softmax) and with the class head
-    (4 classes): generation reads the same next-word distributions from either."""
+    """Every test on this fixture runs with each cell (full softmax), with the class head
+    (4 classes) and with a GRU whose output weights are its embedding: generation reads the
+    same next-word distributions from any."""
     if request.param == "class":
         return make_model(output="class", n_classes=4)
+    if request.param == "tied":
+        return make_model(cell="gru", tie=True)
     return make_model(cell=request.param)
 
 

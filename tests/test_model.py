@@ -18,17 +18,20 @@ def make_net(
     seed=0,
     classes=None,
     cell="elman",
+    tie=False,
 ):
-    """classes: the class head's boundaries (None: the full softmax)."""
+    """classes: the class head's boundaries (None: the full softmax); tie: V = E^T (an
+    embedding as wide as the hidden layer)."""
     config = ModelConfig(
         n_vocab=N_VOCAB,
         hidden=hidden,
         input=input,
-        embed_dim=4 if input == "embedding" else 0,
+        embed_dim=(hidden if tie else 4) if input == "embedding" else 0,
         activation=activation,
         cell=cell,
         output="full" if classes is None else "class",
         classes=classes,
+        tie=tie,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
@@ -252,3 +255,89 @@ def test_model_config_cuts_classes_from_counts_and_keeps_them_as_a_tuple():
         ModelConfig.from_counts(N_VOCAB, counts, 3, output="full")
     with pytest.raises(heads.ClassCountError):
         ModelConfig.from_counts(N_VOCAB, counts, 8, output="class")
+
+
+# ----- the output weights tied to the embedding (V = E^T)
+
+
+def _tied_window(net, seed=4):
+    """x, y (5, 3) with a sentence start inside, its reset mask and a random carried state."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.integers(0, N_VOCAB, (2, 5, 3))
+    x[2, 1] = 2
+    keep = (x != 2)[..., None].astype(float)
+    return x, y, keep, rng.normal(0, 0.5, net.zero_state(3).shape)
+
+
+def _untied_copy(net):
+    """The same network with V = E^T held as its own array."""
+    config = ModelConfig(**{**net.config.to_dict(), "tie": False})
+    return Network.build(config, {**net.params, "V": net.params["E"].T.copy()})
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("classes", [None, CLASSES])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_whole_model_gradient_with_tied_weights(cell, classes, dropout):
+    """One E used twice, as the input rows and, transposed, as the head's V: its gradient is
+    the sum of both uses (float64 central differences, full BPTT, resets and dropout masks;
+    the class head's sparse Cols of V folded into Rows of E)."""
+    net = make_net("embedding", cell=cell, classes=classes, tie=True)
+    assert "V" not in net.params and net.params["E"].shape == (N_VOCAB, 5)
+    x, y, keep, S0 = _tied_window(net)
+
+    def run():
+        return net.loss_and_grads(x, y, S0, None, keep, dropout, np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params)
+    assert isinstance(grads["E"], sparse.Rows) == (classes is not None)
+    dense = {k: sparse.dense(g) for k, g in grads.items()}
+    context = f"tied, cell={cell}, classes={classes}, dropout={dropout}"
+    check_gradients(lambda p: run()[0] / x.size, net.params, dense, context=context)
+
+
+@pytest.mark.parametrize("classes", [None, CLASSES])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_truncated_tied_gradient_is_the_untied_one_summed(cell, classes):
+    """Horizon-K BPTT is not the loss's gradient (so no finite differences): tied, it is the
+    untied network's truncated gradient with dE + dV^T, and the other arrays unchanged."""
+    net = make_net("embedding", cell=cell, classes=classes, tie=True)
+    untied = _untied_copy(net)
+    x, y, keep, S0 = _tied_window(net)
+    loss, tied_g, _ = net.loss_and_grads(x, y, S0, 2, keep, 0.3, np.random.default_rng(11))
+    loss_u, g, _ = untied.loss_and_grads(x, y, S0, 2, keep, 0.3, np.random.default_rng(11))
+    assert loss == pytest.approx(loss_u, rel=1e-12)
+    g = {k: sparse.dense(v) for k, v in g.items()}
+    g["E"] = g["E"] + g.pop("V").T
+    for k, v in tied_g.items():
+        np.testing.assert_allclose(sparse.dense(v), g[k], rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("classes", [None, CLASSES])
+def test_tied_head_reads_the_embedding_and_its_distributions_sum_to_one(classes):
+    net = make_net("embedding", classes=classes, tie=True, cell="gru")
+    s = np.random.default_rng(0).normal(0, 2, (6, 5))
+    p = np.exp(net.next_logprobs(s))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    untied = _untied_copy(net)
+    np.testing.assert_allclose(net.next_logprobs(s), untied.next_logprobs(s), rtol=1e-12)
+    x, y = np.random.default_rng(1).integers(0, N_VOCAB, (2, 4, 3))
+    np.testing.assert_allclose(
+        net.target_logprobs(x, y, net.zero_state(3))[0],
+        untied.target_logprobs(x, y, net.zero_state(3))[0],
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"input": "onehot"}, "needs input 'embedding'"),
+        ({"input": "embedding", "embed_dim": 4}, "embed_dim == hidden"),
+        ({"input": "embedding", "embed_dim": 5, "tie": 1}, "true or false"),
+    ],
+)
+def test_model_config_rejects_a_tie_the_shapes_cannot_make(fields, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(n_vocab=N_VOCAB, hidden=5, **{"tie": True, **fields})

@@ -82,19 +82,46 @@ def test_rescore_scores_each_hypothesis_in_order_with_one_call_per_batch(monkeyp
     assert got[2][1].tokens == 1  # </s> alone
 
 
-def test_best_per_key_uses_the_weights_and_keeps_the_first_of_ties():
+def test_batches_never_span_two_files():
+    hyps = [nbest.Hypothesis("a", "x", source="f1"), nbest.Hypothesis("b", "y", source="f2")]
+    assert [[h.source for h in b] for b in nbest.batches(hyps, size=10)] == [["f1"], ["f2"]]
+
+
+def test_chunks_send_the_words_and_keep_the_hypotheses_and_where_they_were_read():
+    hyps = list(nbest.parse_kaldi(["u1 the cat", "u1 a cat", "u2 dog"], "n.txt"))
+    (chunk,) = nbest.chunks(hyps)
+    assert chunk.lines == ["the cat", "a cat", "dog"] and chunk.extra == hyps
+    assert (chunk.name, chunk.first) == ("n.txt", 1)
+    assert [h.line for h in hyps] == [1, 2, 3]
+
+
+def test_best_uses_the_weights_and_keeps_the_first_of_ties():
     scored = [
         (nbest.Hypothesis("u", "x", -10.0, 1), _score(-2.0)),
         (nbest.Hypothesis("u", "y", -11.0, 3), _score(-1.0)),
         (nbest.Hypothesis("v", "z", 0.0, 0), _score(-1.0)),
         (nbest.Hypothesis("v", "w", 0.0, 0), _score(-1.0)),
     ]
-    pick = [h.words for h, _ in nbest.best_per_key(scored, lm_weight=1.0, word_penalty=0.0)]
-    assert pick == ["x", "z"]  # x and y both total -12, z and w -1: the first of each wins
-    pick = [h.words for h, _ in nbest.best_per_key(scored, lm_weight=3.0, word_penalty=0.0)]
-    assert pick == ["y", "z"]  # -16 vs -14
-    pick = [h.words for h, _ in nbest.best_per_key(scored, lm_weight=1.0, word_penalty=1.0)]
-    assert pick == ["y", "z"]  # -11 vs -9
+
+    def pick(lm_weight, word_penalty, blocks=(4,)):
+        out, lines, at = nbest.Output("kaldi", True, lm_weight, word_penalty), [], 0
+        for n in blocks:  # the pairs arrive in blocks: a key's best waits for its end
+            text = out.take(scored[at : at + n])
+            lines += text.split("\n") if text else []
+            at += n
+        return lines + [out.finish()]
+
+    assert pick(1.0, 0.0) == ["u x", "v z"]  # x and y both total -12, z and w -1: first wins
+    assert pick(3.0, 0.0) == ["u y", "v z"]  # -16 vs -14
+    assert pick(1.0, 1.0, blocks=(1, 2, 1)) == ["u y", "v z"]  # -11 vs -9
+    assert nbest.Output("kaldi", True, 1.0, 0.0).finish() is None
+
+
+def test_output_lines_of_both_formats():
+    h = nbest.Hypothesis("u", "the cat", -100.5, 2)
+    assert nbest.Output("kaldi", False, 1.0, 0.0).take([(h, _score(-2.25))]) == "u\t-2.250000"
+    srilm = nbest.Output("srilm", False, 1.0, 0.0).take([(h, _score(-2.25))])
+    assert srilm == "-100.5 -2.25 2 the cat"
 
 
 def _score(log10prob):

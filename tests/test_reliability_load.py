@@ -418,6 +418,51 @@ def test_gated_models_round_trip(tmp_path, cell):
     assert loaded.score("the cat sat") == model.score("the cat sat")
 
 
+# ----- tied output weights (V = E^T): one array, E, in weights.npz -----
+
+
+def _tied_model_dir(tmp_path):
+    return Path(save_model_dir(tmp_path / "tied", make_model(cell="gru", tie=True)))
+
+
+def test_a_tied_model_round_trips_without_a_v_array(tmp_path):
+    d = _tied_model_dir(tmp_path)
+    assert "V" not in np.load(d / "weights.npz")
+    loaded = lm.load(d)
+    assert loaded.net.config.tie and "V" not in loaded.net.params
+    model = make_model(cell="gru", tie=True)
+    assert loaded.score("the cat sat") == model.score("the cat sat")
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda a, c: a.__setitem__("V", a["E"].T.copy()), "unexpected arrays V"),
+        (lambda a, c: c["model"].__setitem__("tie", False), "missing arrays V"),
+        (lambda a, c: c["model"].__setitem__("tie", "yes"), "tie must be true or false"),
+        (lambda a, c: c["model"].__setitem__("input", "onehot"), "needs input 'embedding'"),
+    ],
+)
+def test_tied_arrays_or_config_that_disagree_are_one_line(tmp_path, edit, words):
+    d = _tied_model_dir(tmp_path)
+    arrays = dict(np.load(d / "weights.npz"))
+    config = json.loads((d / "config.json").read_text())
+    edit(arrays, config)
+    np.savez(d / "weights.npz", **arrays)
+    (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=words) as e:
+        lm.load(d)
+    assert "\n" not in str(e.value) and str(d) in str(e.value)
+
+
+def test_a_model_directory_without_a_tie_field_is_untied(copy):
+    """Directories written before tying existed."""
+    config = json.loads((copy / "config.json").read_text())
+    del config["model"]["tie"]
+    (copy / "config.json").write_text(json.dumps(config))
+    assert lm.load(copy).net.config.tie is False
+
+
 # ----- the class-factored head: its boundaries must describe the vocabulary -----
 
 

@@ -29,6 +29,8 @@ KINDS = {  # model variants every scoring property is checked on
     "gru": {"cell": "gru"},
     "lstm": {"cell": "lstm", "input": "embedding"},
     "class": {"output": "class", "n_classes": 4},  # one-hot input, class head
+    "tied": {"cell": "gru", "tie": True},  # V = E^T
+    "tied-class": {"output": "class", "n_classes": 4, "tie": True},
 }
 MODELS = {kind: make_model(**options) for kind, options in KINDS.items()}
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lm import inputs, sparse
 
@@ -40,3 +41,19 @@ def test_merge_runs_joins_ranges_that_touch():
 def test_values_and_dense_pass_arrays_through():
     a = np.ones(3)
     assert sparse.values(a) is a and sparse.dense(a) is a and not sparse.is_sparse(a)
+
+
+def test_add_transposed_folds_columns_of_v_into_rows_of_e():
+    rng = np.random.default_rng(0)
+    dE = sparse.Rows(np.array([1, 4]), rng.normal(size=(2, 3)), (7, 3))
+    dV = sparse.Cols(np.array([[0, 2], [4, 6]]), rng.normal(size=(3, 4)), (3, 7))
+    want = dE.dense() + dV.dense().T
+    got = sparse.add_transposed(dE, dV)
+    assert isinstance(got, sparse.Rows)
+    np.testing.assert_array_equal(got.index, [0, 1, 4, 5])
+    np.testing.assert_allclose(got.dense(), want)
+    dense_E, dense_V = rng.normal(size=(7, 3)), rng.normal(size=(3, 7))
+    want = dense_E + dense_V.T
+    np.testing.assert_allclose(sparse.add_transposed(dense_E, dense_V), want)
+    with pytest.raises(TypeError, match="cannot add Cols transposed to ndarray"):
+        sparse.add_transposed(rng.normal(size=(7, 3)), dV)

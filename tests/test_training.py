@@ -44,6 +44,8 @@ def start(out, corpus, valid=None, **kw):
         output=kw.pop("output", "full"),
         cell=kw.pop("cell", "elman"),
     )
+    if kw.pop("tie", False):  # an embedding as wide as the hidden layer, V = E^T
+        mc.update(input="embedding", embed_dim=mc["hidden"], tie=True)
     if "n_classes" in kw:
         mc["n_classes"] = kw.pop("n_classes")
     # the state carried across sentences unless asked (the overfit tests need the context)
@@ -204,26 +206,28 @@ def interrupt_after(trainer, n_steps):
 
 
 @pytest.mark.parametrize(
-    "optimizer, ema, output, cell",
+    "optimizer, ema, output, cell, tie",
     [
-        ("adam", 0.0, "full", "elman"),
-        ("sgd", 0.0, "full", "elman"),
-        ("adam", 0.9, "full", "elman"),
-        ("adam", 0.0, "class", "elman"),
-        ("sgd", 0.0, "class", "elman"),
-        ("adam", 0.9, "full", "gru"),
-        ("sgd", 0.0, "full", "lstm"),
-        ("adam", 0.0, "class", "lstm"),
+        ("adam", 0.0, "full", "elman", False),
+        ("sgd", 0.0, "full", "elman", False),
+        ("adam", 0.9, "full", "elman", False),
+        ("adam", 0.0, "class", "elman", False),
+        ("sgd", 0.0, "class", "elman", False),
+        ("adam", 0.9, "full", "gru", False),
+        ("sgd", 0.0, "full", "lstm", False),
+        ("adam", 0.0, "class", "lstm", False),
+        ("adam", 0.9, "full", "gru", True),
+        ("adam", 0.0, "class", "gru", True),
     ],
 )
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
 def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
-    tmp_path, corpus, optimizer, ema, output, cell, stop_after
+    tmp_path, corpus, optimizer, ema, output, cell, tie, stop_after
 ):
     """With the class head the updates are lazy (sparse): its state is Adam's m, v and t all
     the same, and a resumed run ends on the same bits. The LSTM carries [h | c] across the
-    interruption."""
-    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output, cell=cell)
+    interruption. Tied weights (V = E^T) are one array, E, saved and resumed once."""
+    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output, cell=cell, tie=tie)
     if output == "class":
         kw["n_classes"] = 3
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
@@ -630,7 +634,10 @@ def test_cli_prints_human_lines(tmp_path, corpus):
     r = run_cli("train", corpus, "--valid", corpus, "--out", str(tmp_path / "a"), *common)
     assert r.exit_code == 0, r.output
     first, *_, last = r.stderr.strip().splitlines()
-    assert first == "vocabulary: 25 words; model: embedding 8 input, 8 gru units, 25-word softmax"
+    assert first == (
+        "vocabulary: 25 words; model: embedding 8 input, 8 gru units, 25-word softmax, "
+        "tied to the embedding"
+    )
     path = re.escape(str(tmp_path / "a"))
     assert re.fullmatch(rf"best valid ppl \d+\.\d\d; model in {path}", last)
     assert "ModelConfig" not in r.stderr and "None" not in r.stderr
@@ -638,8 +645,30 @@ def test_cli_prints_human_lines(tmp_path, corpus):
         "train", corpus, "--out", str(tmp_path / "b"), *common, "--input", "embedding",
         "--embed-dim", "5",
     )  # fmt: skip
-    assert "model: embedding 5 input, 8 gru units" in r.stderr
+    assert "model: embedding 5 input, 8 gru units, 25-word softmax\n" in r.stderr  # untied
     assert r.stderr.strip().splitlines()[-1] == f"no validation file; model in {tmp_path / 'b'}"
+    assert lm.load(tmp_path / "a").net.config.tie and not lm.load(tmp_path / "b").net.config.tie
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--tie", "--input", "onehot"], "--tie needs --input embedding"),
+        (["--tie", "--embed-dim", "5"], "--embed-dim equal to --hidden"),
+    ],
+)
+def test_cli_tie_the_shapes_cannot_make_is_a_usage_error(tmp_path, corpus, args, words):
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), "--hidden", "8", *args)
+    assert r.exit_code == 2 and words in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_no_tie_keeps_separate_output_weights(tmp_path, corpus):
+    common = ["--hidden", "8", "--batch-size", "4", "--bptt", "5", "--epochs", "1", "-q"]
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *common, "--no-tie")
+    assert r.exit_code == 0, r.output
+    net = lm.load(tmp_path / "m").net
+    assert not net.config.tie and net.params["V"].shape == (8, 25)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""``--workers N | --scheduler ADDRESS`` and ``--out-dir DIR`` for ``lm score`` and ``lm
-perplexity`` (and any command that scores lines): the options, and the run they ask for.
+"""``--workers N | --scheduler ADDRESS`` and ``--out-dir DIR`` for ``lm score``, ``lm
+perplexity`` and ``lm rescore`` (and any command that scores lines): the options, and the run
+they ask for.
 
 A command takes them with one decorator, ``@cluster_options``, which hands it one
 ``cluster`` argument (a ClusterOptions), and branches with one call:
@@ -22,16 +23,15 @@ Ctrl-C: a Ctrl-C during a write to stdout takes effect when the write is done (a
 does not wait), so stdout holds whole lines; exit 130, the cluster this command started is
 shut down.
 
-Plugging in another command (``lm rescore``): add ``@cluster_options`` and one branch that
-calls ``run`` with a ``Recipe``: the command's own reader, chunk size (the one its
-single-process path passes to ``scoring.score_chunks``: the bits match only for the same
-chunks), line format, totals and closing text. ``score`` and ``perplexity`` below are two
-such recipes. A command whose lines hold more than the sentence (an n-best entry: key,
-hypothesis, acoustic score) needs one more hook: a module-level ``extract(line) -> sentence``
-run on the worker before ``scoring.score_chunk``, with the format given the original line
-(``lm.cluster._score`` is where it would go). A model made of several files (an RNN mixed
-with an n-gram) is loaded on the workers by ``run``'s ``loader``: a ``functools.partial`` of
-a module-level function with absolute paths.
+Plugging in another command: add ``@cluster_options`` and one branch that calls ``run`` with
+a ``Recipe``: the command's own reader, chunk size (the one its single-process path passes
+to ``scoring.score_chunks``: the bits match only for the same chunks), line format, totals
+and closing text. ``score``, ``perplexity`` and ``rescore`` below are three such recipes;
+``rescore``'s lines hold more than the sentence (an n-best entry: key, hypothesis, acoustic
+score), so it cuts its own chunks (``Recipe.cut``: the words are sent, the hypotheses stay
+here in ``Chunk.extra``) and writes its own text from each result (``Recipe.emit``). A model
+made of several files (an RNN mixed with an n-gram) is loaded on the workers by ``run``'s
+``loader``: a ``functools.partial`` of a module-level function with absolute paths.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import click
 from tqdm import tqdm
 
 import lm
-from lm import checkpoint, formats, scoring
+from lm import checkpoint, data, formats, nbest, scoring
 from lm import cluster as lm_cluster
 from lm.errors import DataError
 
@@ -117,9 +117,14 @@ class Recipe:
     format : (SentenceScore, vocab) -> the output line of a sentence, or None (no lines); it
         runs on the workers, so it must be picklable (a module-level function or a partial).
     transform : SentenceScore -> SentenceScore applied first on the workers, or None.
-    totals : () -> a fresh object with ``add(SentenceScore)``, one per input.
+    totals : () -> a fresh object, one per input, that ``emit`` adds each result to.
     finish : (name, totals) -> text to end the input's output with, or None; it may print
         (a summary on stderr).
+    cut : (lines, name) -> the input's chunks (lm.cluster.Chunk); None: ``chunk_lines``
+        lines each.
+    emit : (ChunkResult, totals) -> the text to write for a result, or None; None: its
+        formatted lines, each sentence added to ``totals`` (``add(SentenceScore)``).
+    chained : several inputs may go to stdout one after another (else --out-dir is needed).
     """
 
     suffix: str
@@ -129,6 +134,16 @@ class Recipe:
     transform: Callable | None
     totals: Callable[[], object]
     finish: Callable[[str, object], str | None]
+    cut: Callable[[Iterable[str], str], Iterable] | None = None
+    emit: Callable[[object, object], str | None] | None = None
+    chained: bool = False
+
+
+def _add_sentences(r, totals) -> str | None:
+    """Recipe.emit's default: every sentence of ``r`` added to ``totals``; its text."""
+    for sentence in r.scores:
+        totals.add(sentence)
+    return r.text
 
 
 def score(model_dir, files, opts: ClusterOptions, shape, chunk_lines, bos, eos, batch_size,
@@ -146,7 +161,7 @@ def score(model_dir, files, opts: ClusterOptions, shape, chunk_lines, bos, eos, 
         return None
 
     totals = functools.partial(formats.Totals, oovs_scored=unk_penalty is not None)
-    penalty = _penalty(unk_penalty)
+    penalty = formats.penalty_transform(unk_penalty)
     recipe = Recipe(".scores", chunk_lines, input_lines, shape, penalty, totals, finish)
     run(model_dir, files, opts, recipe, bos, eos, batch_size, errors, quiet, loader)
 
@@ -163,18 +178,32 @@ def perplexity(model_dir, files, opts: ClusterOptions, report, bos, eos, batch_s
         scoring.CHUNK_LINES,
         input_lines,
         None,
-        _penalty(unk_penalty),
+        formats.penalty_transform(unk_penalty),
         totals,
         lambda name, t: report(name, t, to_file=opts.out_dir is not None),
     )
     run(model_dir, files, opts, recipe, bos, eos, batch_size, errors, quiet, loader)
 
 
-def _penalty(unk_penalty: float | None):
-    """--unk-penalty as a transform the workers apply (None: no change)."""
-    if unk_penalty is None:
-        return None
-    return functools.partial(formats.with_unk_penalty, penalty=unk_penalty)
+def rescore(model_dir, files, opts: ClusterOptions, output: Callable[[], nbest.Output], parse,
+            bos, eos, batch_size, errors, quiet, loader, unk_penalty) -> None:  # fmt: skip
+    """``lm rescore``, in this process or on the cluster: each input's hypotheses (``parse``:
+    lines, name -> Hypothesis) in batches of whole keys (``nbest.chunks``), written by a
+    fresh ``output()`` per input (an ``nbest.Output``); inputs chained on stdout unless
+    --out-dir (DIR/NAME.rescored)."""
+    recipe = Recipe(
+        ".rescored",
+        nbest.MAX_BATCH,
+        data.read_lines,
+        None,
+        formats.penalty_transform(unk_penalty),
+        output,
+        lambda name, out: out.finish(),
+        cut=lambda lines, name: nbest.chunks(parse(lines, name)),
+        emit=lambda r, out: out.take(zip(r.chunk.extra, r.scores)),
+        chained=True,
+    )
+    run(model_dir, files, opts, recipe, bos, eos, batch_size, errors, quiet, loader)
 
 
 def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_size, errors,
@@ -183,7 +212,7 @@ def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_
     to stdout or to one output per input in ``opts.out_dir``. The model is loaded here first
     (its errors are one process's); workers load it with ``loader`` (default: lm.load of
     MODEL_DIR's absolute path; see lm.cluster.model_loader)."""
-    shards = _shards(files, opts.out_dir, recipe.suffix)
+    shards = _shards(files, opts.out_dir, recipe.suffix, recipe.chained)
     model = lm.load(model_dir) if loader is None else loader()
     loader = loader or functools.partial(lm.load, os.path.abspath(model_dir))
     todo = [(path, out) for path, out in shards if out is None or not os.path.exists(out)]
@@ -205,13 +234,15 @@ def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_
         else nullcontext(None)
     )
     # lines scored to a terminal show the progress themselves
-    to_terminal = recipe.format is not None and opts.out_dir is None and sys.stdout.isatty()
+    writes_lines = recipe.format is not None or recipe.emit is not None
+    to_terminal = writes_lines and opts.out_dir is None and sys.stdout.isatty()
     with (
         connection as client,
         _whole_lines() as echo,
         tqdm(unit=" sentences", leave=False, disable=quiet or to_terminal or None) as bar,
     ):
         chunks = _chunks(todo, recipe, errors)
+        emit = recipe.emit or _add_sentences
         stream = lm_cluster.in_order(
             client, loader if client else model, chunks, bos, eos, batch_size,
             recipe.format, recipe.transform,
@@ -223,10 +254,9 @@ def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_
                     for r in rs:
                         if r is _END:
                             break
-                        if r.text is not None:
-                            write(r.text)
-                        for sentence in r.scores:
-                            totals.add(sentence)
+                        text = emit(r, totals)
+                        if text is not None:
+                            write(text)
                         bar.update(len(r.scores))
                     tail = recipe.finish(path, totals)
                     if tail is not None:
@@ -238,13 +268,20 @@ def run(model_dir, files, opts: ClusterOptions, recipe: Recipe, bos, eos, batch_
 def _chunks(todo, recipe: Recipe, errors):
     for path, _ in todo:
         name = "<stdin>" if path == "-" else path
-        yield from lm_cluster.read_chunks(recipe.read(path, errors), recipe.chunk_lines, name)
+        lines = recipe.read(path, errors)
+        if recipe.cut is None:
+            yield from lm_cluster.read_chunks(lines, recipe.chunk_lines, name)
+        else:
+            yield from recipe.cut(lines, name)
         yield _END
 
 
-def _shards(files, out_dir, suffix) -> list[tuple[str, str | None]]:
-    """(input, output) pairs; output None means stdout."""
+def _shards(files, out_dir, suffix, chained=False) -> list[tuple[str, str | None]]:
+    """(input, output) pairs; output None means stdout (for several inputs only when
+    ``chained``)."""
     if out_dir is None:
+        if chained:
+            return [(f, None) for f in files or ("-",)]
         if len(files) > 1:
             raise click.UsageError(
                 f"{len(files)} inputs: give --out-dir DIR for one output per input"

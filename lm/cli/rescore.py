@@ -8,17 +8,23 @@ Output (stdout), in input order:
 * ``--best`` (either format): one line per list, ``KEY w1 w2 ...`` (a Kaldi transcript; SRILM
   lists are keyed by their file name), the hypothesis with the highest
   ascore + --lm-weight * log10prob + --word-penalty * nwords.
+
+Several NBEST files go to stdout one after another, or with ``--out-dir DIR`` each to
+DIR/NAME.rescored; ``--workers N`` / ``--scheduler ADDRESS`` rescore on a Dask cluster with
+the same output bit for bit (see lm.cli.cluster).
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 
 import click
 
-from lm import data, nbest
+from lm import nbest
+from lm.cli import cluster as cluster_cli
+from lm.cli.cluster import cluster_options
 from lm.cli.common import FiniteFloat, handle_errors
-from lm.cli.score import load_scorer, scoring_options, unk_penalty_option
+from lm.cli.score import scorer_loader, scoring_options, unk_penalty_option
 
 
 @click.command("rescore", short_help="Rescore n-best lists (Kaldi 'KEY words' or SRILM).")
@@ -49,6 +55,8 @@ from lm.cli.score import load_scorer, scoring_options, unk_penalty_option
 )
 @scoring_options
 @unk_penalty_option
+@cluster_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar on stderr.")
 @handle_errors
 def command(
     model_dir,
@@ -64,28 +72,17 @@ def command(
     ngram_path,
     ngram_weight,
     unk_penalty,
+    cluster,
+    quiet,
 ):
-    """Rescore the n-best lists in NBEST... ('-': stdin) with the model in MODEL_DIR."""
-    scorer = load_scorer(model_dir, ngram_path, ngram_weight)
+    """Rescore the n-best lists in NBEST... ('-': stdin) with the model in MODEL_DIR.
+
+    With --out-dir, each NBEST (or each file of a directory, or of a quoted glob) gets its
+    own output in DIR. --workers or --scheduler rescore on a Dask cluster, with the same
+    output.
+    """
+    loader = scorer_loader(model_dir, ngram_path, ngram_weight)
     parse = nbest.parse_srilm if fmt == "srilm" else nbest.parse_kaldi
-    hyps = itertools.chain.from_iterable(
-        parse(data.read_lines(path, errors), "<stdin>" if path == "-" else path)
-        for path in nbest_files
-    )
-    scored = nbest.rescore(scorer, hyps, bos, eos, batch_size, unk_penalty)
-    if best:
-        scored = nbest.best_per_key(scored, lm_weight, word_penalty)
-    out = []
-    for h, s in scored:
-        if best:
-            out.append(f"{h.key} {h.words}" if h.words else h.key)
-        elif fmt == "srilm":
-            words = f" {h.words}" if h.words else ""
-            out.append(f"{h.ascore:.16g} {s.log10prob:.16g} {h.nwords}{words}")
-        else:
-            out.append(f"{h.key}\t{s.log10prob:.6f}")
-        if len(out) >= 256:
-            click.echo("\n".join(out))
-            out = []
-    if out:
-        click.echo("\n".join(out))
+    output = functools.partial(nbest.Output, fmt, best, lm_weight, word_penalty)
+    cluster_cli.rescore(model_dir, nbest_files, cluster, output, parse, bos, eos, batch_size,
+                        errors, quiet, loader, unk_penalty)  # fmt: skip

@@ -81,6 +81,12 @@ POSITIVE = click.IntRange(min=1)
     help="--output class: the number of word classes [default: about sqrt(vocabulary size)].",
 )
 @click.option(
+    "--tie/--no-tie",
+    default=None,
+    help="Use the input embedding, transposed, as the output weights (V = E^T) [default: tied "
+    "when --input embedding and --embed-dim equals --hidden, as by default].",
+)
+@click.option(
     "--activation",
     type=click.Choice(activations.TRAINABLE),  # step has no useful derivative
     help="The elman cell's f [default: tanh]; gated cells have their own.",
@@ -189,6 +195,7 @@ def command(
     hidden,
     output,
     n_classes,
+    tie,
     activation,
     alpha,
     batch_size,
@@ -248,6 +255,7 @@ def command(
         if valid_file is not None:
             check_rereadable(valid_file, "--valid")
         embed_dim = (embed_dim or hidden) if input_kind == "embedding" else 0
+        tie = _tie_for(tie, input_kind, embed_dim, hidden)
         check_memory(hidden, embed_dim, batch_size, bptt, optimizer, ema, cells.make(cell).gates)
         try:
             tc = TrainConfig(
@@ -282,6 +290,7 @@ def command(
             alpha=alpha,
             cell=cell,
             output=output,
+            tie=tie,
         )
         if n_classes is not None:
             mc_args["n_classes"] = n_classes
@@ -392,7 +401,21 @@ def describe_model(mc) -> str:
     kind = f"embedding {mc.embed_dim}" if mc.input == "embedding" else "one-hot"
     units = f"{mc.hidden} {mc.activation}" if mc.cell == "elman" else f"{mc.hidden} {mc.cell}"
     head = f"class softmax ({len(mc.classes) - 1} classes)" if mc.classes else "softmax"
-    return f"{kind} input, {units} units, {mc.n_vocab}-word {head}"
+    tied = ", tied to the embedding" if mc.tie else ""
+    return f"{kind} input, {units} units, {mc.n_vocab}-word {head}{tied}"
+
+
+def _tie_for(tie: bool | None, input_kind: str, embed_dim: int, hidden: int) -> bool:
+    """Whether to tie the output weights to the embedding: --tie/--no-tie, else whenever the
+    shapes allow (an embedding input as wide as the hidden layer)."""
+    can = input_kind == "embedding" and embed_dim == hidden
+    if tie and not can:
+        raise click.UsageError(
+            "--tie needs --input embedding with --embed-dim equal to --hidden "
+            f"(got --input {input_kind}" + (f", --embed-dim {embed_dim}, --hidden {hidden})"
+            if input_kind == "embedding" else ")")
+        )
+    return can if tie is None else tie
 
 
 def _activation_for(cell: str, activation: str | None) -> str:
