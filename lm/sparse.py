@@ -109,5 +109,11 @@ def add_transposed(dE, dV):
     if not (isinstance(dE, Rows) and isinstance(dV, Cols)):
         raise TypeError(f"cannot add {type(dV).__name__} transposed to {type(dE).__name__}")
     col_ids = np.concatenate([np.arange(a, b) for a, b, _ in dV.parts()] or [np.zeros(0, int)])
-    ids = np.concatenate([dE.index, col_ids.astype(np.int64)])
-    return Rows.sum_of(ids, np.concatenate([dE.values, dV.values.T]), dE.shape[0])
+    index = np.union1d(dE.index, col_ids).astype(np.int64)
+    values = np.zeros((len(index), dE.shape[1]), dtype=dE.values.dtype)
+    # every id of a run [a, b) is in the union and nothing between them: a run is a block
+    starts = np.searchsorted(index, dV.runs[:, 0]).tolist()
+    for start, (a, b, o) in zip(starts, dV.parts()):
+        values[start : start + b - a] = dV.values[..., o : o + b - a].T
+    values[np.searchsorted(index, dE.index)] += dE.values  # unique rows: no repeats
+    return Rows(index, values, dE.shape)

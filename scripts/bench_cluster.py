@@ -22,11 +22,20 @@ times and the best run of each counts (a shared machine slows some runs down).
 
 Quick check that the script works (a few seconds): ``--sentences 2000 --hidden 16 --vocab
 0`` (``--vocab 0``: only the words of PTB, no filler).
+
+``--client-costs`` measures instead what a chunk costs outside the workers, for the
+README's on-paper scaling: in this process, per chunk of ``lm score``'s 512 lines, (1) input:
+reading and decoding the lines and cutting the chunks; (2) output: what the client does with
+a worker's reply (unpickling it, rebuilding each SentenceScore, adding it to the totals,
+writing the formatted lines); (3) the worker's scoring of the chunk on one BLAS thread, for
+scale; and (4) the scheduler: the time per task of a LocalCluster of 2 workers running 2,000
+empty tasks submitted at once (as with hundreds of workers, 3 chunks in flight each).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import subprocess
@@ -86,6 +95,76 @@ def timed(args: list[str], env: dict) -> dict:
     return {"wall": wall, "first": first or wall, "lines": lines, "sha": digest.hexdigest()}
 
 
+def best_time(f, repeat: int = 5) -> float:
+    """The shortest of ``repeat`` timed calls of f(), in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def client_costs(model_dir: str, path: Path, batch_size: int) -> None:
+    """Print the per-chunk costs of the input, the output, a worker and the scheduler."""
+    import pickle
+
+    import distributed
+    from threadpoolctl import threadpool_limits
+
+    import lm
+    from lm import cluster, formats
+    from lm.cli.score import result_text
+
+    model = lm.load(model_dir)
+    shape = functools.partial(result_text, fmt="text", as_json=False, per_token=False,
+                              oovs_scored=False)  # lm score's default line  # fmt: skip
+    chunk_lines = 4 * batch_size  # lm score's chunk
+    n_lines = sum(1 for _ in data.read_lines(path))
+    n_chunks = -(-n_lines // chunk_lines)
+    reading = best_time(lambda: sum(1 for _ in cluster.read_chunks(data.read_lines(path),
+                                                                    chunk_lines)), 3)  # fmt: skip
+    chunk = next(cluster.read_chunks(data.read_lines(path), chunk_lines))
+    with threadpool_limits(limits=1, user_api="blas"):
+        scoring_s = best_time(lambda: cluster._score(model, chunk.lines, True, True, batch_size,
+                                                     shape, None), 3)  # fmt: skip
+        reply = pickle.dumps(cluster._score_on_worker(
+            cluster.model_loader(model_dir), chunk.lines, True, True, batch_size,
+            shape, None,
+        ))  # fmt: skip
+
+    def take_reply():
+        r = pickle.loads(reply).unpack(chunk, True, True)
+        totals = formats.Totals()
+        for sentence in r.scores:
+            totals.add(sentence)
+        with open(os.devnull, "w", encoding="utf-8") as out:
+            out.write(r.text + "\n")
+
+    output = best_time(take_reply)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=50) as lc, distributed.Client(lc) as client:  # fmt: skip
+        client.submit(int, 0, pure=False).result()
+        n_tasks = 2000  # all in flight at once, as with hundreds of workers (3 per thread)
+        start = time.perf_counter()
+        client.gather(client.map(int, range(n_tasks), pure=False))
+        per_task = (time.perf_counter() - start) / n_tasks
+    print(f"per chunk of {chunk_lines} lines ({n_lines:,} lines, {n_chunks:,} chunks), "
+          f"E = H = {model.net.hidden}, V = {model.vocab.size}:")  # fmt: skip
+    rows = [
+        ("input: read, decode, cut", reading / n_chunks),
+        ("output: unpickle, unpack, totals, write", output),
+        ("scheduler: one task (2,000 empty tasks)", per_task),
+        ("a worker scoring it (one BLAS thread)", scoring_s),
+    ]
+    for name, sec in rows:
+        print(f"  {name:42} {sec * 1e3:9.2f} ms  ({sec / chunk_lines * 1e6:7.1f} us a line)")
+    client_s = reading / n_chunks + output
+    print(f"one client keeps up with about {scoring_s / client_s:,.0f} such workers "
+          f"({chunk_lines / client_s:,.0f} lines/s); one scheduler with about "
+          f"{scoring_s / per_task:,.0f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sentences", type=int, default=300_000)
@@ -94,6 +173,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--per-token", action="store_true", help="score with --per-token")
     p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--client-costs", action="store_true", help="per-chunk costs outside workers")
     a = p.parse_args()
     if not PTB.is_dir():
         raise SystemExit(f"{PTB}: not found (the Penn Treebank files ptb.valid.txt, ptb.test.txt)")
@@ -103,6 +183,8 @@ def main() -> None:
         tmp = Path(tmp)
         model = build_model(tmp / "model", a.hidden, a.vocab)
         n = repeated_test_set(tmp / "in.txt", a.sentences)
+        if a.client_costs:
+            return client_costs(model, tmp / "in.txt", a.batch_size)
         common = [model, str(tmp / "in.txt"), "--batch-size", str(a.batch_size), "--quiet"]
         common += ["--per-token"] * a.per_token
         runs = {

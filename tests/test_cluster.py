@@ -65,6 +65,20 @@ def run(*args, input=None):
     return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
 
+def one_process(*args) -> subprocess.CompletedProcess:
+    """``lm --threads 1 ARGS...`` as a separate process (the figure to match bit for bit)."""
+    one = subprocess.run(
+        [*LM, "--threads", "1", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert one.returncode == 0, one.stderr
+    return one
+
+
 def reference(*args, input=None):
     """The command in this process with one BLAS thread (what ``lm --threads 1`` does)."""
     with threadpool_limits(limits=1, user_api="blas"):
@@ -147,15 +161,7 @@ def test_score_on_the_cluster_is_bit_for_bit_lm_threads_1_score(
 ):
     if "ARPA" in flags:
         flags = [request.getfixturevalue("arpa") if f == "ARPA" else f for f in flags]
-    one = subprocess.run(
-        [*LM, "--threads", "1", "score", model_dir, text, *flags],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
-    assert one.returncode == 0, one.stderr
+    one = one_process("score", model_dir, text, *flags)
     result = run("score", model_dir, text, *flags, "--scheduler", address(client))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == one.stdout
@@ -166,15 +172,7 @@ def test_score_on_the_cluster_is_bit_for_bit_lm_threads_1_score(
 
 @pytest.mark.parametrize("flags", [[], ["--unk-penalty", "-7"]], ids=["plain", "unk-penalty"])
 def test_perplexity_on_the_cluster_is_bit_for_bit(client, model_dir, text, flags):
-    one = subprocess.run(
-        [*LM, "--threads", "1", "perplexity", model_dir, text, "--json", "--quiet", *flags],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
-    assert one.returncode == 0, one.stderr
+    one = one_process("perplexity", model_dir, text, "--json", "--quiet", *flags)
     where = ["--scheduler", address(client)]
     result = run("perplexity", model_dir, text, "--json", *flags, *where)
     assert result.exit_code == 0, result.stderr
@@ -204,15 +202,7 @@ def nbest_file(tmp_path_factory) -> str:
 def test_rescore_on_the_cluster_is_bit_for_bit_lm_threads_1_rescore(
     client, model_dir, nbest_file, flags
 ):
-    one = subprocess.run(
-        [*LM, "--threads", "1", "rescore", model_dir, nbest_file, *flags],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=120,
-    )
-    assert one.returncode == 0, one.stderr
+    one = one_process("rescore", model_dir, nbest_file, *flags)
     assert len(one.stdout.splitlines()) == (300 if "--best" in flags else len(nbest_lines(300)))
     result = run("rescore", model_dir, nbest_file, *flags, "--scheduler", address(client))
     assert result.exit_code == 0, result.stderr
