@@ -19,7 +19,6 @@ stripped before scoring.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
