@@ -229,12 +229,27 @@ class Linear:
 # ----------------------------------------------------------------------------- classes
 
 
+CLASS_ABOVE = 20_000  # vocabularies larger than this get the class head unless told
+
+
+def default_output(n_vocab: int) -> str:
+    """The head ``lm train`` builds unless --output says: "class" for more than CLASS_ABOVE
+    words, where the full softmax costs at least about 6 times as much per token (README,
+    Speed), else "full", whose quality is at least as good (README, the class head)."""
+    return "class" if n_vocab > CLASS_ABOVE else "full"
+
+
 def default_classes(n_vocab: int) -> int:
-    """The number of classes ``lm train --output class`` uses unless told: round(sqrt(n_vocab)).
-    With C equal bins a token costs about C + n_vocab / C products of width H, least at
-    C = sqrt(n_vocab); frequency bins make the target's class smaller than n_vocab / C on
-    average, and rnnlm's default of 100 classes for a 10k vocabulary is the same choice."""
-    return max(1, round(float(np.sqrt(n_vocab))))
+    """The number of classes ``lm train --output class`` uses unless told:
+    round(sqrt(n_vocab) / 8), at least 1 (10 at 6k words, 12 at 10k, 40 at 100k).
+
+    Why not rnnlm's sqrt(n_vocab) (100 at 10k), the C that minimises C + n_vocab / C for
+    equal bins: perplexity falls steadily with fewer classes (on pydoc, 6,649 words, the test
+    perplexity was 1.103 times the full softmax's at 82 classes, 1.073 at 40, 1.032 at 20;
+    see the README's table for 10), while the speed falls much less, because frequency bins
+    keep the frequent targets' classes small and fewer classes mean fewer per-class products
+    (the README's Speed section has the figures)."""
+    return max(1, round(float(np.sqrt(n_vocab)) / 8))
 
 
 class ClassCountError(ValueError):
@@ -337,7 +352,6 @@ class _Groups:
         self.M = int(self.row_off[-1] + self.rw[-1])
         a_row = np.repeat(self.a, n)
         self.target = self.row_off + y[order] - a_row  # (N,) flat index of each target
-        self.col = np.arange(self.M) - np.repeat(self.row_off - a_row, self.rw)  # (M,) word id
         self.touched = np.r_[0, np.cumsum(self.w)]  # class j's words in a buffer of the present
         columns = zip(self.a.tolist(), self.w.tolist(), self.touched[:-1].tolist())
         off = self.row_off[starts].tolist()
@@ -350,24 +364,36 @@ class _Groups:
         """Flat (M,) buffer of the logits z = s V[:, slice] + c[slice] of every sorted row over
         its class's words: one product per class present. Ss (N, H) the sorted states."""
         F = np.empty(self.M, dtype=Ss.dtype)
-        for lo, hi, a, w, o, _ in self.blocks:
-            np.matmul(Ss[lo:hi], V[:, a : a + w], out=F[o : o + (hi - lo) * w].reshape(-1, w))
-        F += c[self.col]
+        for Fj, lo, hi, a, w in self._blocks(F):
+            np.matmul(Ss[lo:hi], V[:, a : a + w], out=Fj)
+            Fj += c[a : a + w]
         return F
+
+    def _blocks(self, F: Array):
+        """(the (hi - lo, w) view of F, lo, hi, a, w) for each class present."""
+        for lo, hi, a, w, o, _ in self.blocks:
+            yield F[o : o + (hi - lo) * w].reshape(-1, w), lo, hi, a, w
 
     def exp_shifted(self, F: Array) -> tuple[Array, Array]:
         """In place F <- exp(F - row maximum); returns (row sums (N,), shifted target logits
-        (N,)), so that ln P(y | class, s) = z_t - ln(sum)."""
-        F -= np.repeat(np.maximum.reduceat(F, self.row_off), self.rw)
+        (N,)), so that ln P(y | class, s) = z_t - ln(sum). Each class's block is shifted and
+        summed as a 2-D array (no full-size index or repeat arrays)."""
+        for Fj, *_ in self._blocks(F):
+            Fj -= Fj.max(axis=1, keepdims=True)
         z_t = F[self.target]
         np.exp(F, out=F)
-        return np.add.reduceat(F, self.row_off), z_t
+        sums = np.empty(len(self.target), dtype=F.dtype)
+        for Fj, lo, hi, _, _ in self._blocks(F):
+            Fj.sum(axis=1, out=sums[lo:hi])
+        return sums, z_t
 
     def xent_grad(self, F: Array, scale: float) -> float:
         """sum over rows of -ln P(target | class, s) (float64, unscaled), and in place
         F <- scale (softmax - onehot(target)) row by row: the gradient at the logits."""
         sums, z_t = self.exp_shifted(F)
-        F *= np.repeat((scale / sums).astype(F.dtype), self.rw)
+        factor = (scale / sums).astype(F.dtype)
+        for Fj, lo, hi, _, _ in self._blocks(F):
+            Fj *= factor[lo:hi, None]
         F[self.target] -= F.dtype.type(scale)
         return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
 

@@ -92,12 +92,15 @@ class ModelConfig:
         """The configuration of a new model whose class boundaries (output "class") are cut
         from ``counts`` (n_vocab,), how often each id is predicted in the training text, into
         ``n_classes`` classes (None: ``heads.default_classes(n_vocab)``; see
-        ``heads.class_bounds``). ValueError when n_classes is not in 1..n_vocab, or is given
-        for another head.
+        ``heads.class_bounds``). ``output=None`` picks the head by the vocabulary's size
+        (``heads.default_output``; with n_classes, the class head). ValueError when n_classes
+        is not in 1..n_vocab, or is given for another head.
 
             ModelConfig.from_counts(10000, counts, output="class")       # 100 classes
             ModelConfig.from_counts(10000, counts, output="full", n_classes=100)  # ValueError
         """
+        if fields.get("output", "full") is None:  # by the size: heads.default_output
+            fields["output"] = heads.default_output(n_vocab) if n_classes is None else "class"
         if fields.get("output", "full") == "class":
             C = heads.default_classes(n_vocab) if n_classes is None else n_classes
             fields["classes"] = heads.class_bounds(counts, C)

@@ -142,8 +142,10 @@ def client_costs(model_dir: str, path: Path, batch_size: int) -> None:
             out.write(r.text + "\n")
 
     output = best_time(take_reply)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=50) as lc, distributed.Client(lc) as client:  # fmt: skip
+    local = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=50
+    )
+    with local, distributed.Client(local) as client:
         client.submit(int, 0, pure=False).result()
         n_tasks = 2000  # all in flight at once, as with hundreds of workers (3 per thread)
         start = time.perf_counter()

@@ -14,8 +14,8 @@ ptb.test.txt three ways, each including tokenisation:
 
 With ``--output class`` the methods are the class-factored head batched and one at a time,
 and the full head batched (the same embedding and recurrence weights; no PyTorch): the class
-boundaries (C = round(sqrt(V)) unless --classes) are cut from the word counts of
-ptb.valid.txt plus one for every word, as if each had occurred in training.
+boundaries (C = round(sqrt(V) / 8), ``heads.default_classes``, unless --classes) are cut from
+the word counts of ptb.valid.txt plus one for every word, as if each had occurred in training.
 
 The machine may be shared, so the methods take turns: the file is cut into ``rounds``
 slices and each slice is scored by all three (in rotating order), so that each sees the same
@@ -146,7 +146,7 @@ def main() -> None:
     ap.add_argument("--one-every", type=int, default=8, help="model.score on every k-th line")
     ap.add_argument("--rounds", type=int, default=6, help="slices the methods take turns on")
     ap.add_argument("--output", default="full", choices=["full", "class"])
-    ap.add_argument("--classes", type=int, help="C classes [default: round(sqrt(V))]")
+    ap.add_argument("--classes", type=int, help="C classes [default: heads.default_classes(V)]")
     args = ap.parse_args()
     test = PTB / "ptb.test.txt"
     if not (test.is_file() and (PTB / "ptb.valid.txt").is_file()):

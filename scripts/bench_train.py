@@ -16,8 +16,9 @@ threads.
 ``--output full`` (the default) times lm's full softmax and PyTorch's. ``--output class``
 times lm's class head and its full head in the same run, one after the other on the same
 windows, for each vocabulary size given, and prints their ratio. The class boundaries are cut
-(``lm.heads.class_bounds``, C = round(sqrt(V)) unless --classes) from the counts of the timed
-ids plus one for every id, as if each word of the vocabulary occurred in training.
+(``lm.heads.class_bounds``, C = ``heads.default_classes(V)`` = round(sqrt(V) / 8) unless
+--classes) from the counts of the timed ids plus one for every id, as if each word of the
+vocabulary occurred in training.
 
 Prints tokens/s, the machine's float32 GEMM rate (a 2048^3 np.matmul) and the fraction of it
 that training reaches, counting the FLOPs of the matrix products only (full softmax 3 x 2NHV;
@@ -216,7 +217,7 @@ def main() -> None:
         help="vocabulary size(s), comma-separated (--output class)",
     )
     p.add_argument("--batch-size", type=int, default=B, help="B streams (--output class)")
-    p.add_argument("--classes", type=int, help="C classes [default: round(sqrt(V))]")
+    p.add_argument("--classes", type=int, help="C classes [default: heads.default_classes(V)]")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="(--output class)")
     p.add_argument("--cell", default="elman", choices=list(GATES), help="(--output full)")
     args = p.parse_args()

@@ -249,7 +249,7 @@ def test_model_config_cuts_classes_from_counts_and_keeps_them_as_a_tuple():
     mc = ModelConfig.from_counts(N_VOCAB, counts, 3, output="class")
     assert mc.classes == heads.class_bounds(counts, 3) and isinstance(mc.classes, tuple)
     assert ModelConfig(**mc.to_dict()) == mc  # survives config.json (a list there)
-    assert len(ModelConfig.from_counts(100, np.ones(100), output="class").classes) == 11
+    assert len(ModelConfig.from_counts(1600, np.ones(1600), output="class").classes) == 6  # 5
     assert ModelConfig.from_counts(N_VOCAB, counts).classes is None
     with pytest.raises(ValueError, match="only for the class head"):
         ModelConfig.from_counts(N_VOCAB, counts, 3, output="full")

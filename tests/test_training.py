@@ -385,8 +385,7 @@ def test_cli_bad_training_files(tmp_path, make_input, message):
         ["--output", "tree"],
         ["--output", "class", "--classes", "0"],
         ["--output", "class", "--classes", "-3"],
-        ["--classes", "5"],  # --classes is for the class head only
-        ["--output", "full", "--classes", "5"],
+        ["--output", "full", "--classes", "5"],  # --classes is for the class head only
     ],
 )
 def test_cli_usage_errors(tmp_path, corpus, args):
@@ -420,6 +419,28 @@ def test_cli_classes_beyond_the_vocabulary_is_a_usage_error_naming_the_size(tmp_
     assert r.exit_code == 0, r.output
     assert "(25 classes)" in r.stderr
     assert json.load(open(os.path.join(out, "config.json")))["model"]["classes"] == list(range(26))
+
+
+def test_cli_picks_the_class_head_above_class_above_words_or_with_classes(
+    tmp_path, corpus, monkeypatch
+):
+    """Without --output: the full softmax up to heads.CLASS_ABOVE words, the class head (its
+    default number of classes) above, and the class head whenever --classes is given."""
+    common = ["--hidden", "4", "--batch-size", "4", "--epochs", "1", "-q"]
+
+    def head(name, *args):
+        r = run_cli("train", corpus, "--out", str(tmp_path / name), *common, *args)
+        assert r.exit_code == 0, r.output
+        return lm.load(tmp_path / name).net.config
+
+    assert head("small").output == "full"  # 25 words
+    assert head("asked", "--classes", "3").classes == heads.class_bounds(
+        np.bincount(encode_file(corpus, lm.load(tmp_path / "small").vocab)[1:]), 3
+    )
+    monkeypatch.setattr(heads, "CLASS_ABOVE", 24)
+    config = head("large")
+    assert config.output == "class" and len(config.classes) == heads.default_classes(25) + 1
+    assert head("told", "--output", "full").output == "full"
 
 
 def test_cli_refuses_to_overwrite_another_model(tmp_path, corpus):

@@ -70,15 +70,15 @@ POSITIVE = click.IntRange(min=1)
     "--output",
     "output",
     type=click.Choice(heads.NAMES),
-    default="full",
-    show_default=True,
-    help="Output layer: full softmax, or class-factored (much faster at large vocabularies).",
+    help="Output layer: full softmax, or class-factored (much faster at large vocabularies) "
+    f"[default: class above {heads.CLASS_ABOVE:,} words (or with --classes), else full].",
 )
 @click.option(
     "--classes",
     "n_classes",
     type=POSITIVE,
-    help="--output class: the number of word classes [default: about sqrt(vocabulary size)].",
+    help="--output class: the number of word classes [default: round(sqrt(vocabulary size) "
+    "/ 8)].",
 )
 @click.option(
     "--tie/--no-tie",
@@ -249,8 +249,8 @@ def command(
         if not train_file or not out:
             raise click.UsageError("give TRAIN_FILE and --out DIR (or --resume DIR)")
         activation = _activation_for(cell, activation)
-        if n_classes is not None and output != "class":
-            raise click.UsageError("--classes is for the class-factored head: add --output class")
+        if n_classes is not None and output == "full":
+            raise click.UsageError("--classes is for the class-factored head, not --output full")
         check_rereadable(train_file, "TRAIN_FILE")
         if valid_file is not None:
             check_rereadable(valid_file, "--valid")
