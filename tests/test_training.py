@@ -418,7 +418,8 @@ def test_cli_classes_beyond_the_vocabulary_is_a_usage_error_naming_the_size(tmp_
     )
     assert r.exit_code == 0, r.output
     assert "(25 classes)" in r.stderr
-    assert json.load(open(os.path.join(out, "config.json")))["model"]["classes"] == list(range(26))
+    with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
+        assert json.load(f)["model"]["classes"] == list(range(26))
 
 
 def test_cli_picks_the_class_head_above_class_above_words_or_with_classes(
