@@ -1,6 +1,9 @@
-"""Small models for tests: built from a tiny corpus with random weights, saved to a directory."""
+"""Small models for tests: built from a tiny corpus with random weights, saved to a directory;
+and a trainer made to receive Ctrl-C after a number of steps."""
 
 from __future__ import annotations
+
+import signal
 
 import numpy as np
 
@@ -64,3 +67,16 @@ def make_model(
 def save_model_dir(directory, model: LanguageModel) -> str:
     checkpoint.save_model(directory, model.net, model.vocab)
     return str(directory)
+
+
+def interrupt_after(trainer, n_steps: int) -> None:
+    """Make ``trainer`` receive SIGINT (as from Ctrl-C) after ``n_steps`` optimisation steps."""
+    step, count = trainer._step, {"n": 0}
+
+    def counting_step(*args):
+        step(*args)
+        count["n"] += 1
+        if count["n"] == n_steps:
+            trainer._on_signal(signal.SIGINT, None)
+
+    trainer._step = counting_step

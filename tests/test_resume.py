@@ -18,6 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lmfixtures import interrupt_after
 
 from lm import checkpoint
 from lm.checkpoint import DirectoryLock
@@ -53,18 +54,6 @@ def start(out, corpus, valid=None, force=False, **kw):
     return Trainer.start(
         str(out), corpus, valid, mc, tc, VocabConfig(), show_progress=False, force=force
     )
-
-
-def interrupt_after(trainer, n_steps):
-    step, count = trainer._step, {"n": 0}
-
-    def counting_step(*args):
-        step(*args)
-        count["n"] += 1
-        if count["n"] == n_steps:
-            trainer._on_signal(signal.SIGINT, None)
-
-    trainer._step = counting_step
 
 
 @pytest.fixture(scope="module")

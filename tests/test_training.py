@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lmfixtures import interrupt_after
 
 import lm
 from lm import heads
@@ -189,20 +190,6 @@ def test_same_seed_gives_identical_weights(tmp_path, corpus):
     start(tmp_path / "b", corpus, seed=7).run(log=lambda m: None)
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def interrupt_after(trainer, n_steps):
-    """Make the trainer receive SIGINT after n_steps optimisation steps."""
-    step = trainer._step
-    count = {"n": 0}
-
-    def counting_step(*args):
-        step(*args)
-        count["n"] += 1
-        if count["n"] == n_steps:
-            trainer._on_signal(signal.SIGINT, None)
-
-    trainer._step = counting_step
 
 
 @pytest.mark.parametrize(
