@@ -4,6 +4,17 @@
     s_t = cell(d_t, s_{t-1})   cell (lm.cells), run over a window by the drivers in lm.core
     o_t = head(s_t)            head (lm.heads): softmax over the next word, or linear on s_T
 
+Stacked layers (``layers`` L >= 2): layer l = 2..L is the same cell with its own weights,
+driven by the hidden part h^{l-1}_t of the layer below through a dense projection,
+d^l_t = h^{l-1}_t U{l} + b{l}, and the head reads the top layer. A window runs layer by
+layer, so each layer's drive is one product over all T*B positions; with dropout p, the
+h^{l-1} fed upwards is dropped too (Zaremba et al. 2014: non-recurrent connections only).
+Layer 1's arrays keep their names (U, b, W, ...); layer l's carry the suffix l (U2, b2, W2,
+bh2 for a GRU's second layer). The state of the network is the layers' states side by side,
+s = [s^1 | ... | s^L] of width L*n_s, so everything that carries a state (scoring,
+generation, the stateful API, checkpoints) handles any depth unchanged. Truncation to a
+horizon K (lm.core) applies within each layer.
+
 Module map. ``activations`` (f and f') -> ``cells`` (one step and its vector-Jacobian product)
 -> ``core`` (the loop over T, full and truncated backward, resets) ; ``inputs`` and ``heads``
 beside it ; ``model`` (this file: composition, losses, one step, log-probabilities) ;
@@ -30,6 +41,7 @@ module, ``ModelConfig`` (its name in the list the config accepts) and one CLI op
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,9 +67,10 @@ class ModelConfig:
     # output == "class": the class boundaries 0 = b_0 < ... < b_C = n_vocab (heads.class_bounds)
     classes: tuple[int, ...] | None = field(default=None, repr=False)
     tie: bool = False  # the head's V is E^T (needs input "embedding" with embed_dim == hidden)
+    layers: int = 1  # stacked cells (module docstring)
 
     def __post_init__(self):
-        for name in ("n_vocab", "hidden"):
+        for name in ("n_vocab", "hidden", "layers"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         require_choice("input", self.input, inputs.WORD_KINDS)
@@ -122,7 +135,7 @@ class ModelConfig:
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of every parameter array this configuration implies."""
-        return Network(*self.parts(), self.hidden, tie=self.tie).param_shapes()
+        return Network(*self.parts(), self.hidden, tie=self.tie, layers=self.layers).param_shapes()
 
 
 def dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
@@ -131,30 +144,40 @@ def dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
 
 
 class Network:
-    """Input layer -> cell -> head over one flat parameter dict ``params``.
+    """Input layer -> cell (``layers`` of them, stacked) -> head over one flat parameter dict
+    ``params``.
 
     ``config`` is the ModelConfig of a language model (None for a network assembled from
     parts, such as the cosine task's). With ``tie`` the head's word weights are the input
     embedding transposed, V = E^T (H, n_vocab) (Press and Wolf 2017; Inan et al. 2017):
     ``params`` holds no "V", the head reads the view E.T, and the gradient it gives V is added
-    to E's (``lm.sparse.add_transposed``).
+    to E's (``lm.sparse.add_transposed``). With ``layers`` L >= 2 the layers above the first
+    read the one below through ``inputs.Dense(hidden)`` projections (module docstring).
     """
 
     def __init__(
         self, layer, cell, head, hidden: int, params: dict | None = None, config=None,
-        tie: bool = False,
+        tie: bool = False, layers: int = 1,
     ):  # fmt: skip
         self.inputs, self.cell, self.head, self.hidden = layer, cell, head, hidden
         self.params = params if params is not None else {}
         self.config = config
         self.tie = tie
+        self.layers = layers
+        self.upper = inputs.Dense(hidden)  # the input layer of layers 2..L
+        self.n_s = cell.state_size(hidden)  # one layer's state width
+        own = list(cell.param_shapes(hidden)) + list(self.upper.param_shapes(1))
+        # layer l's arrays by the names its parts read: {"W": "W2", "U": "U2", ...}
+        self._names = [None] + [{k: f"{k}{l}" for k in own} for l in range(2, layers + 1)]
 
     # ----- construction
 
     @classmethod
     def build(cls, config: ModelConfig, params: dict[str, Array]) -> Network:
         """The language model that ``config`` describes, with the given weights."""
-        return cls(*config.parts(), config.hidden, params, config, tie=config.tie)
+        return cls(
+            *config.parts(), config.hidden, params, config, tie=config.tie, layers=config.layers
+        )
 
     @classmethod
     def create(
@@ -172,6 +195,9 @@ class Network:
         shapes.update(self.inputs.param_shapes(width))
         if self.tie:
             del shapes["V"]
+        upper = {**self.cell.param_shapes(H), **self.upper.param_shapes(width)}
+        for names in self._names[1:]:
+            shapes.update({names[k]: shape for k, shape in upper.items()})
         return shapes
 
     def init_params(self, rng: np.random.Generator, dtype=np.float32, counts=None) -> dict:
@@ -182,7 +208,18 @@ class Network:
         params["b"] = params["b"] + self.cell.drive_bias(H)  # e.g. the LSTM's forget gate
         if self.tie:
             del params["V"]  # drawn all the same, so that the other parts' draws do not move
+        for names in self._names[1:]:  # layers 2..L, after layer 1: its draws do not move
+            upper = {**self.cell.init(H, rng), **self.upper.init(self.cell.gates * H, rng)}
+            upper["b"] = upper["b"] + self.cell.drive_bias(H)
+            params.update({names[k]: v for k, v in upper.items()})
         return {k: np.asarray(v).astype(dtype) for k, v in params.items()}
+
+    def layer_params(self, l: int) -> dict:
+        """Layer l's arrays (l = 0..L-1, bottom first) under the names its parts read: layer 0
+        reads ``params`` itself, layer l >= 1 the arrays with the suffix l + 1, e.g. W2 as W."""
+        if l == 0:
+            return self.params
+        return {k: self.params[name] for k, name in self._names[l].items()}
 
     def head_params(self) -> dict:
         """The parameters as the head reads them: ``params``, with V = E.T when tied."""
@@ -195,17 +232,48 @@ class Network:
         return self.params["W"].dtype
 
     def zero_state(self, B: int) -> Array:
-        """(B, n_s) zeros: the state before any input."""
-        return np.zeros((B, self.cell.state_size(self.hidden)), dtype=self.dtype)
+        """(B, L*n_s) zeros: the state before any input (every layer's, side by side)."""
+        return np.zeros((B, self.layers * self.n_s), dtype=self.dtype)
+
+    def hidden_of(self, S: Array) -> Array:
+        """What the head reads of network states: (..., L*n_s) -> (..., H), the top layer's
+        hidden part."""
+        return self.cell.hidden(S if self.layers == 1 else S[..., -self.n_s :])
+
+    def _layer_state(self, s: Array, l: int) -> Array:
+        """Layer l's part (..., n_s) of network states (..., L*n_s)."""
+        return s if self.layers == 1 else s[..., l * self.n_s : (l + 1) * self.n_s]
+
+    def _join(self, parts: list[Array]) -> Array:
+        """The layers' states side by side: L arrays (..., n_s) -> (..., L*n_s)."""
+        return parts[0] if self.layers == 1 else np.concatenate(parts, axis=-1)
 
     # ----- whole windows (training, batched scoring)
 
+    def _forward(
+        self, x: Array, S0: Array, keep: Array | None = None, dropout: float = 0.0, rng=None
+    ) -> list[_Run]:
+        """Every layer's forward pass over a window, bottom first: x (T, B) ids or
+        (T, B, n_in), S0 (B, L*n_s). With ``dropout`` p, each layer's input representation
+        is dropped with a mask drawn from ``rng`` (layer 1's first, then upwards)."""
+        T, B = x.shape[:2]
+        runs, X = [], x
+        for l in range(self.layers):
+            p_l = self.layer_params(l)
+            layer = self.inputs if l == 0 else self.upper
+            mask = None
+            if dropout:
+                mask = dropout_mask(rng, (T, B, layer.feature_width(p_l)), dropout, self.dtype)
+            D, in_cache = layer.drive(p_l, X, mask)  # (T, B, G*H)
+            S, cache = core.forward(self.cell, p_l, D, self._layer_state(S0, l), keep)
+            runs.append(_Run(X, S, cache, in_cache))
+            X = self.cell.hidden(S[1:])  # (T, B, H): the input of the layer above
+        return runs
+
     def states(self, x: Array, S0: Array, keep: Array | None = None) -> Array:
-        """States after each input: x (T, B) ids or (T, B, n_in), S0 (B, n_s) ->
-        S (T+1, B, n_s), S[0] = S0."""
-        D, _ = self.inputs.drive(self.params, x)
-        S, _ = core.forward(self.cell, self.params, D, S0, keep)
-        return S
+        """States after each input: x (T, B) ids or (T, B, n_in), S0 (B, L*n_s) ->
+        S (T+1, B, L*n_s), S[0] = S0."""
+        return self._join([run.S for run in self._forward(x, S0, keep)])
 
     def loss_and_grads(
         self,
@@ -224,12 +292,15 @@ class Network:
         x : (T, B) input ids, or (T, B, n_in) floats for a dense input.
         y : targets: (T, B) ids when the head reads every position (y[t] is the word after
             x[t]); (B, n_out) when it reads the last state.
-        S0 : (B, n_s) state carried in (not backpropagated into).
-        truncate : BPTT horizon K within the window, None for full (see lm.core).
-        keep : optional (T, B, 1) reset mask (0 zeroes the state entering that step).
-        dropout : probability p of zeroing each unit of the input representation and of the
-            states fed to the head (non-recurrent dropout, as Zaremba et al.; survivors are
-            scaled by 1/(1-p)). Masks are drawn from ``rng``.
+        S0 : (B, L*n_s) state carried in (not backpropagated into).
+        truncate : BPTT horizon K within the window, None for full (see lm.core); with
+            stacked layers it applies within each layer.
+        keep : optional (T, B, 1) reset mask (0 zeroes the state entering that step, in every
+            layer).
+        dropout : probability p of zeroing each unit of the input representation, of the
+            hidden states fed from each layer to the next, and of the states fed to the head
+            (non-recurrent dropout, as Zaremba et al.; survivors are scaled by 1/(1-p)).
+            Masks are drawn from ``rng``.
 
         Returns
         -------
@@ -238,18 +309,15 @@ class Network:
         grads : dict with the same keys as ``params``, arrays of the same shapes; with a head
             whose ``sparse_grads`` is true (the class head) the vocabulary-sized ones are
             ``lm.sparse`` gradients (Rows for U or E, Cols for V and c) of that shape.
-        s_last : (B, n_s) the final state, to carry into the next window.
+        s_last : (B, L*n_s) the final state, to carry into the next window.
         """
-        p, H = self.params, self.hidden
+        H = self.hidden
         T, B = x.shape[:2]
-        in_mask = out_mask = None
-        if dropout:
-            in_shape = (T, B, self.inputs.feature_width(p))
-            in_mask = dropout_mask(rng, in_shape, dropout, self.dtype)
-        D, in_cache = self.inputs.drive(p, x, in_mask)  # (T, B, G*H)
-        S, cache = core.forward(self.cell, p, D, S0, keep)
+        runs = self._forward(x, S0, keep, dropout, rng)
+        S = runs[-1].S  # the top layer's states
         last = self.head.reads == "last"
         S_out = self.cell.hidden(S[-1] if last else S[1:]).reshape(-1, H)  # (N, H)
+        out_mask = None
         if dropout:
             out_mask = dropout_mask(rng, S_out.shape, dropout, self.dtype)
             S_out = S_out * out_mask
@@ -260,18 +328,35 @@ class Network:
         if out_mask is not None:
             dH *= out_mask
         dS = self._state_grad(dH, T, B, last)
-        dD, cell_grads, _ = core.backward(self.cell, p, dS, S, cache, truncate)
-        # a head with sparse gradients (the class head) takes the input rows sparse too
-        in_grads, _ = self.inputs.backward(p, x, in_cache, dD, sparse=self.head.sparse_grads)
-        grads.update(cell_grads)
-        grads.update(in_grads)
+        for l in range(self.layers - 1, -1, -1):  # top down: each layer's dX feeds the next
+            run, p_l = runs[l], self.layer_params(l)
+            dD, cell_grads, _ = core.backward(self.cell, p_l, dS, run.S, run.cache, truncate)
+            if l == 0:
+                # a head with sparse gradients (the class head) takes the input rows sparse too
+                in_grads, _ = self.inputs.backward(
+                    p_l, x, run.in_cache, dD, sparse=self.head.sparse_grads
+                )
+            else:
+                in_grads, dX = self.upper.backward(p_l, run.X, run.in_cache, dD)  # (T, B, H)
+                dS = self._state_grad(dX.reshape(-1, H), T, B, False)
+            grads.update(self._named(l, cell_grads))
+            grads.update(self._named(l, in_grads))
         if self.tie:
             grads["E"] = sparse.add_transposed(grads["E"], grads.pop("V"))
-        return loss_sum, grads, S[-1].copy()
+        if self.layers == 1:
+            return loss_sum, grads, S[-1].copy()
+        return loss_sum, grads, self._join([run.S[-1] for run in runs])
+
+    def _named(self, l: int, grads: dict) -> dict:
+        """Layer l's gradients under the names of ``params`` (W -> W2 for l = 1)."""
+        if l == 0:
+            return grads
+        return {self._names[l][k]: g for k, g in grads.items()}
 
     def _state_grad(self, dH: Array, T: int, B: int, last: bool) -> Array:
-        """The head's gradient at the hidden part of the states as (T, B, n_s)."""
-        n_s = self.cell.state_size(self.hidden)
+        """A gradient at one layer's hidden part as (T, B, n_s): dH (N, H), N = T*B, or
+        N = B for the last state only."""
+        n_s = self.n_s
         if not last and n_s == self.hidden:
             return dH.reshape(T, B, n_s)
         dS = np.zeros((T, B, n_s), dtype=dH.dtype)
@@ -281,9 +366,9 @@ class Network:
 
     def target_logprobs(self, x: Array, y: Array, S0: Array, keep: Array | None = None):
         """ln p(y[t] | history) at every position: x, y (T, B) ->
-        ((T, B) float64, S (T+1, B, n_s))."""
+        ((T, B) float64, S (T+1, B, L*n_s))."""
         S = self.states(x, S0, keep)
-        lp = self.head_logprobs(self.cell.hidden(S[1:]).reshape(-1, self.hidden), y.reshape(-1))
+        lp = self.head_logprobs(self.hidden_of(S[1:]).reshape(-1, self.hidden), y.reshape(-1))
         return lp.reshape(x.shape), S
 
     def head_logprobs(self, hidden: Array, y: Array) -> Array:
@@ -293,15 +378,31 @@ class Network:
     def predict(self, x: Array, S0: Array | None = None) -> Array:
         """The linear head's output on the last state: x (T, B, n_in) -> (B, n_out)."""
         S0 = self.zero_state(x.shape[1]) if S0 is None else S0
-        return self.head.predict(self.params, self.cell.hidden(self.states(x, S0)[-1]))
+        return self.head.predict(self.params, self.hidden_of(self.states(x, S0)[-1]))
 
     # ----- one step at a time (incremental scoring, generation)
 
     def step(self, ids: Array, s: Array) -> Array:
-        """Feed one word per stream: ids (B,), s (B, n_s) -> next state (B, n_s)."""
-        d, _ = self.inputs.drive(self.params, ids)
-        return core.step(self.cell, self.params, d, s)
+        """Feed one word per stream: ids (B,), s (B, L*n_s) -> next state (B, L*n_s)."""
+        X, parts = ids, []
+        for l in range(self.layers):
+            p_l = self.layer_params(l)
+            d, _ = (self.inputs if l == 0 else self.upper).drive(p_l, X)
+            parts.append(core.step(self.cell, p_l, d, self._layer_state(s, l)))
+            X = self.cell.hidden(parts[-1])
+        return self._join(parts)
 
     def next_logprobs(self, s: Array) -> Array:
-        """ln p(next word | state): s (B, n_s) -> (B, n_vocab), each row a log-distribution."""
-        return self.head.next_logprobs(self.head_params(), self.cell.hidden(s))
+        """ln p(next word | state): s (B, L*n_s) -> (B, n_vocab), each row a log-distribution."""
+        return self.head.next_logprobs(self.head_params(), self.hidden_of(s))
+
+
+class _Run(NamedTuple):
+    """One layer's forward pass over a window: its input X ((T, B) ids or (T, B, n_in) for
+    layer 1, (T, B, H) the hidden states of the layer below otherwise), states S
+    (T+1, B, n_s), and the caches of the cell and of the layer's input projection."""
+
+    X: Array
+    S: Array
+    cache: dict
+    in_cache: tuple

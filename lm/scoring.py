@@ -173,7 +173,7 @@ def _score_group(
         S = net.states(y[lo:hi], s)  # (hi - lo + 1, B, n_s)
         s = S[-1]
         mask = real[:, lo:hi]  # (B, hi - lo)
-        rows = net.cell.hidden(S[:-1]).transpose(1, 0, 2)[mask]  # (n_real, H), sentence-major
+        rows = net.hidden_of(S[:-1]).transpose(1, 0, 2)[mask]  # (n_real, H), sentence-major
         lp[:, lo:hi][mask] = net.head_logprobs(rows, yT[:, lo:hi][mask])
     return [lp[j, : n_targets[j]].copy() for j in range(B)]
 

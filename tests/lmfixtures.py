@@ -33,10 +33,12 @@ def make_model(
     output="full",
     n_classes=None,
     tie=False,
+    layers=1,
 ) -> LanguageModel:
     """A LanguageModel with random weights (scaled up so distributions are far from uniform).
     ``output="class"``: the class head, its ``n_classes`` boundaries cut from the word counts
-    of ``lines``. ``tie``: an embedding input of width ``hidden`` whose transpose is V."""
+    of ``lines``. ``tie``: an embedding input of width ``hidden`` whose transpose is V.
+    ``layers``: that many stacked cells."""
     if tie:
         input, embed_dim = "embedding", hidden
     lines = list(lines)
@@ -56,6 +58,7 @@ def make_model(
         cell=cell,
         output=output,
         tie=tie,
+        layers=layers,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in ("V", "c", "U", "Vc", "cc") + (("E",) if tie else ()):

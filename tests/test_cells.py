@@ -121,21 +121,23 @@ def test_gated_cells_refuse_an_activation(name):
 # ---------------------------------------------------------------- against PyTorch (optional)
 
 
-def _torch_rnn(torch, name, n_in, hidden):
+def _torch_rnn(torch, name, n_in, hidden, layers=1):
     kind = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[name]
-    return kind(n_in, hidden, dtype=torch.float64)
+    return kind(n_in, hidden, num_layers=layers, dtype=torch.float64)
 
 
-def _copy_from_torch(rnn, name, hidden) -> dict:
-    """Our U, b and cell weights from a torch recurrent layer's (layer 0)."""
-    w_ih, w_hh = rnn.weight_ih_l0.detach().numpy(), rnn.weight_hh_l0.detach().numpy()
-    b_ih, b_hh = rnn.bias_ih_l0.detach().numpy(), rnn.bias_hh_l0.detach().numpy()
-    params = {"U": w_ih.T.copy(), "W": w_hh.T.copy()}
+def _copy_from_torch(rnn, name, hidden, layer=0) -> dict:
+    """Our U, b and cell weights from a torch recurrent layer's (layer 0: U, b, W, bh;
+    layer l: U{l+1}, b{l+1}, ...)."""
+    weights = {k: getattr(rnn, f"{k}_l{layer}").detach().numpy() for k in
+               ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}  # fmt: skip
+    params = {"U": weights["weight_ih"].T.copy(), "W": weights["weight_hh"].T.copy()}
     if name == "gru":
-        params.update(b=b_ih.copy(), bh=b_hh.copy())
+        params.update(b=weights["bias_ih"].copy(), bh=weights["bias_hh"].copy())
     else:  # Elman and LSTM: the two biases add to the same sum
-        params["b"] = b_ih + b_hh
-    return params
+        params["b"] = weights["bias_ih"] + weights["bias_hh"]
+    suffix = f"{layer + 1}" if layer else ""
+    return {k + suffix: v for k, v in params.items()}
 
 
 @pytest.mark.parametrize("name", CELLS)
@@ -182,3 +184,47 @@ def test_language_model_logprobs_equal_torch(name):
     net = Network.build(config, params)
     lp, _ = net.target_logprobs(x, y, net.zero_state(3))
     np.testing.assert_allclose(lp, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_two_layer_language_model_logprobs_and_gradients_equal_torch(name):
+    """Embedding -> two stacked cells (torch's num_layers=2) -> softmax: ln p of every target
+    and the gradient of their mean at every weight, against torch's autograd."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    n_vocab, n_embed = 11, 3
+    emb = torch.nn.Embedding(n_vocab, n_embed, dtype=torch.float64)
+    rnn = _torch_rnn(torch, name, n_embed, H, layers=2)
+    out_layer = torch.nn.Linear(H, n_vocab, dtype=torch.float64)
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, n_vocab, (2, 7, 3))
+    hidden, _ = rnn(emb(torch.from_numpy(x)))
+    logp = torch.log_softmax(out_layer(hidden), dim=-1)
+    picked = torch.gather(logp, -1, torch.from_numpy(y)[..., None])[..., 0]  # (T, B)
+    (-picked.mean()).backward()
+    config = ModelConfig(
+        n_vocab=n_vocab, hidden=H, input="embedding", embed_dim=n_embed, cell=name, layers=2
+    )
+    params = {**_copy_from_torch(rnn, name, H, 0), **_copy_from_torch(rnn, name, H, 1)}
+    params.update(
+        E=emb.weight.detach().numpy().copy(),
+        V=out_layer.weight.detach().numpy().T.copy(),
+        c=out_layer.bias.detach().numpy().copy(),
+    )
+    net = Network.build(config, params)
+    lp, _ = net.target_logprobs(x, y, net.zero_state(3))
+    np.testing.assert_allclose(lp, picked.detach().numpy(), rtol=1e-5, atol=1e-7)
+    _, grads, _ = net.loss_and_grads(x, y, net.zero_state(3))
+    expected = {"E": emb.weight.grad.numpy(), "V": out_layer.weight.grad.numpy().T,
+                "c": out_layer.bias.grad.numpy()}  # fmt: skip
+    for layer, suffix in ((0, ""), (1, "2")):
+        g = {k: getattr(rnn, f"{k}_l{layer}").grad.numpy() for k in
+             ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}  # fmt: skip
+        expected["U" + suffix], expected["W" + suffix] = g["weight_ih"].T, g["weight_hh"].T
+        if name == "gru":  # b_hh is its own array; b_ih's gradient is the drive's
+            expected["b" + suffix], expected["bh" + suffix] = g["bias_ih"], g["bias_hh"]
+        else:  # one bias b = b_ih + b_hh: both have the same gradient
+            expected["b" + suffix] = g["bias_ih"]
+    assert set(expected) == set(grads)
+    for k, g in expected.items():
+        np.testing.assert_allclose(grads[k], g, rtol=1e-6, atol=1e-9, err_msg=k)

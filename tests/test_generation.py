@@ -19,15 +19,17 @@ from lm.tokenizer import BOS, EOS, UNK
 LN10 = math.log(10.0)
 
 
-@pytest.fixture(scope="module", params=["elman", "gru", "lstm", "class", "tied"])
+@pytest.fixture(scope="module", params=["elman", "gru", "lstm", "class", "tied", "lstm-2"])
 def model(request):
     """Every test on this fixture runs with each cell (full softmax), with the class head
-    (4 classes) and with a GRU whose output weights are its embedding: generation reads the
-    same next-word distributions from any."""
+    (4 classes), with a GRU whose output weights are its embedding and with two stacked
+    LSTM layers: generation reads the same next-word distributions from any."""
     if request.param == "class":
         return make_model(output="class", n_classes=4)
     if request.param == "tied":
         return make_model(cell="gru", tie=True)
+    if request.param == "lstm-2":
+        return make_model(cell="lstm", layers=2)
     return make_model(cell=request.param)
 
 

@@ -19,9 +19,10 @@ def make_net(
     classes=None,
     cell="elman",
     tie=False,
+    layers=1,
 ):
     """classes: the class head's boundaries (None: the full softmax); tie: V = E^T (an
-    embedding as wide as the hidden layer)."""
+    embedding as wide as the hidden layer); layers: stacked cells."""
     config = ModelConfig(
         n_vocab=N_VOCAB,
         hidden=hidden,
@@ -32,6 +33,7 @@ def make_net(
         output="full" if classes is None else "class",
         classes=classes,
         tie=tie,
+        layers=layers,
     )
     net = Network.create(config, np.random.default_rng(seed), dtype=dtype)
     for k in net.params:  # make every parameter matter (biases start at zero)
@@ -341,3 +343,107 @@ def test_tied_head_reads_the_embedding_and_its_distributions_sum_to_one(classes)
 def test_model_config_rejects_a_tie_the_shapes_cannot_make(fields, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(n_vocab=N_VOCAB, hidden=5, **{"tie": True, **fields})
+
+
+# ----- stacked layers
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("classes", [None, CLASSES])
+@pytest.mark.parametrize("input", ["onehot", "embedding"])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_whole_model_gradient_with_two_layers(cell, input, classes, dropout):
+    """Two stacked cells (layer 2 reads layer 1's hidden part through U2, b2), each head,
+    full BPTT, resets in both layers, dropout between them: float64 central differences."""
+    net = make_net(input, cell=cell, classes=classes, layers=2)
+    x, y, keep, S0 = _tied_window(net)
+    assert S0.shape == (3, 2 * net.n_s)
+
+    def run():
+        return net.loss_and_grads(x, y, S0, None, keep, dropout, np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params) and {"U2", "b2", "W2"} <= set(net.params)
+    dense = {k: sparse.dense(g) for k, g in grads.items()}
+    context = f"2 layers, cell={cell}, input={input}, classes={classes}, dropout={dropout}"
+    check_gradients(lambda p: run()[0] / x.size, net.params, dense, context=context)
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_whole_model_gradient_with_three_tied_layers(cell):
+    net = make_net("embedding", cell=cell, tie=True, layers=3)
+    x, y, keep, S0 = _tied_window(net)
+
+    def run():
+        return net.loss_and_grads(x, y, S0, None, keep, 0.3, np.random.default_rng(11))
+
+    _, grads, _ = run()
+    assert set(grads) == set(net.params) and "W3" in grads and "V" not in grads
+    check_gradients(lambda p: run()[0] / x.size, net.params, grads, context=f"3 tied, {cell}")
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_truncated_gradient_with_two_layers(cell):
+    """K >= T is the full gradient in every layer; K = 1 cuts within each layer, so the
+    first layer's input rows lose part of the later losses' share."""
+    net = make_net("onehot", cell=cell, layers=2)
+    x, y, keep, S0 = _tied_window(net)
+    _, full, _ = net.loss_and_grads(x, y, S0, None, keep)
+    _, cut, _ = net.loss_and_grads(x, y, S0, 5, keep)
+    for k in full:
+        np.testing.assert_allclose(cut[k], full[k], rtol=1e-12, atol=1e-15)
+    _, short, _ = net.loss_and_grads(x, y, S0, 1, keep)
+    assert not np.allclose(short["U"], full["U"], rtol=1e-6, atol=0)
+    assert not np.allclose(short["W2"], full["W2"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("classes", [None, CLASSES])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_stacked_steps_equal_the_window_and_distributions_sum_to_one(cell, classes):
+    net = make_net("embedding", cell=cell, classes=classes, layers=3, dtype=np.float32)
+    x = np.random.default_rng(0).integers(0, N_VOCAB, (6, 3))
+    S = net.states(x, net.zero_state(3))
+    assert S.shape == (7, 3, 3 * net.n_s)
+    s = net.zero_state(3)
+    for t in range(6):
+        s = net.step(x[t], s)
+        np.testing.assert_allclose(s, S[t + 1], rtol=1e-5, atol=1e-6)
+        p = np.exp(net.next_logprobs(s).astype(np.float64))
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_stacked_windows_with_carried_state_equal_one_long_window(cell):
+    net = make_net("embedding", cell=cell, layers=2)
+    rng = np.random.default_rng(5)
+    x, y = rng.integers(0, N_VOCAB, (2, 8, 3))
+    S0 = rng.normal(0, 0.5, net.zero_state(3).shape)
+    whole, _, s_whole = net.loss_and_grads(x, y, S0)
+    first, _, s = net.loss_and_grads(x[:5], y[:5], S0)
+    second, _, s_end = net.loss_and_grads(x[5:], y[5:], s)
+    assert first + second == pytest.approx(whole, rel=1e-12)
+    np.testing.assert_allclose(s_end, s_whole, rtol=1e-12)
+    np.testing.assert_allclose(net.states(x, S0)[-1], s_whole, rtol=1e-12)
+
+
+def test_a_second_layer_leaves_the_first_layers_initial_weights_as_they_were():
+    one = Network.create(ModelConfig(N_VOCAB, 6, cell="gru"), np.random.default_rng(2))
+    two = Network.create(ModelConfig(N_VOCAB, 6, cell="gru", layers=2), np.random.default_rng(2))
+    for k, a in one.params.items():
+        np.testing.assert_array_equal(two.params[k], a)
+    shapes = two.param_shapes()
+    assert shapes["U2"] == (6, 18) and shapes["b2"] == (18,) and shapes["W2"] == (6, 18)
+    assert shapes["bh2"] == (18,) and set(shapes) == set(one.params) | {"U2", "b2", "W2", "bh2"}
+    np.testing.assert_array_equal(two.params["b2"], 0)
+
+
+def test_the_lstm_forget_bias_starts_at_one_in_every_layer():
+    net = Network.create(ModelConfig(N_VOCAB, 4, cell="lstm", layers=2), np.random.default_rng(0))
+    for b in (net.params["b"], net.params["b2"]):
+        np.testing.assert_array_equal(b[4:8], 1.0)
+
+
+@pytest.mark.parametrize("layers", [0, -1, 1.5, "2"])
+def test_model_config_rejects_a_number_of_layers_below_one(layers):
+    with pytest.raises(ValueError, match="layers must be an integer >= 1"):
+        ModelConfig(N_VOCAB, layers=layers)

@@ -31,6 +31,8 @@ KINDS = {  # model variants every scoring property is checked on
     "class": {"output": "class", "n_classes": 4},  # one-hot input, class head
     "tied": {"cell": "gru", "tie": True},  # V = E^T
     "tied-class": {"output": "class", "n_classes": 4, "tie": True},
+    "lstm-2": {"cell": "lstm", "input": "embedding", "layers": 2},  # stacked layers
+    "gru-3-class": {"cell": "gru", "layers": 3, "output": "class", "n_classes": 4},
 }
 MODELS = {kind: make_model(**options) for kind, options in KINDS.items()}
 WORDS = sorted({w for line in TINY_CORPUS for w in line.split()})

@@ -12,6 +12,7 @@ from lmfixtures import make_model
 from lm.tokenizer import EOS
 
 MODELS = {kind: make_model(input=kind) for kind in ("onehot", "embedding")}
+MODELS["gru-2"] = make_model(cell="gru", input="embedding", layers=2)  # stacked layers
 
 
 def walk(model, words, bos=True):
@@ -23,7 +24,7 @@ def walk(model, words, bos=True):
     return out, state
 
 
-@pytest.mark.parametrize("kind", ["onehot", "embedding"])
+@pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("bos", [True, False])
 @pytest.mark.parametrize("sentence", ["the cat sat on the mat", "", "a zebra saw <unk> dog"])
 def test_score_word_equals_full_scores(kind, bos, sentence):

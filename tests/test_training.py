@@ -1,6 +1,7 @@
 """Training: learning, repeatability, interruption and resume, NaN guard, bad input."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -44,6 +45,7 @@ def start(out, corpus, valid=None, **kw):
         embed_dim=kw.pop("embed_dim", 0),
         output=kw.pop("output", "full"),
         cell=kw.pop("cell", "elman"),
+        layers=kw.pop("layers", 1),
     )
     if kw.pop("tie", False):  # an embedding as wide as the hidden layer, V = E^T
         mc.update(input="embedding", embed_dim=mc["hidden"], tie=True)
@@ -193,28 +195,33 @@ def test_same_seed_gives_identical_weights(tmp_path, corpus):
 
 
 @pytest.mark.parametrize(
-    "optimizer, ema, output, cell, tie",
+    "optimizer, ema, output, cell, tie, layers",
     [
-        ("adam", 0.0, "full", "elman", False),
-        ("sgd", 0.0, "full", "elman", False),
-        ("adam", 0.9, "full", "elman", False),
-        ("adam", 0.0, "class", "elman", False),
-        ("sgd", 0.0, "class", "elman", False),
-        ("adam", 0.9, "full", "gru", False),
-        ("sgd", 0.0, "full", "lstm", False),
-        ("adam", 0.0, "class", "lstm", False),
-        ("adam", 0.9, "full", "gru", True),
-        ("adam", 0.0, "class", "gru", True),
+        ("adam", 0.0, "full", "elman", False, 1),
+        ("sgd", 0.0, "full", "elman", False, 1),
+        ("adam", 0.9, "full", "elman", False, 1),
+        ("adam", 0.0, "class", "elman", False, 1),
+        ("sgd", 0.0, "class", "elman", False, 1),
+        ("adam", 0.9, "full", "gru", False, 1),
+        ("sgd", 0.0, "full", "lstm", False, 1),
+        ("adam", 0.0, "class", "lstm", False, 1),
+        ("adam", 0.9, "full", "gru", True, 1),
+        ("adam", 0.0, "class", "gru", True, 1),
+        ("adam", 0.9, "full", "lstm", False, 2),
+        ("adam", 0.0, "class", "gru", True, 3),
     ],
 )
 @pytest.mark.parametrize("stop_after", [3, 11])  # mid-epoch; at the end of epoch 1 (11 windows)
 def test_interrupted_and_resumed_run_ends_bit_for_bit_equal(
-    tmp_path, corpus, optimizer, ema, output, cell, tie, stop_after
+    tmp_path, corpus, optimizer, ema, output, cell, tie, layers, stop_after
 ):
     """With the class head the updates are lazy (sparse): its state is Adam's m, v and t all
     the same, and a resumed run ends on the same bits. The LSTM carries [h | c] across the
-    interruption. Tied weights (V = E^T) are one array, E, saved and resumed once."""
-    kw = dict(optimizer=optimizer, ema=ema, epochs=4, output=output, cell=cell, tie=tie)
+    interruption, stacked layers every layer's state. Tied weights (V = E^T) are one array,
+    E, saved and resumed once."""
+    kw = dict(
+        optimizer=optimizer, ema=ema, epochs=4, output=output, cell=cell, tie=tie, layers=layers
+    )
     if output == "class":
         kw["n_classes"] = 3
     start(tmp_path / "full", corpus, corpus, **kw).run(log=lambda m: None)
@@ -688,3 +695,21 @@ def test_cli_non_finite_or_negative_values_are_usage_errors(tmp_path, corpus, ar
     r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *args)
     assert r.exit_code == 2 and option in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_layers_trains_saves_and_scores_a_stacked_model(tmp_path, corpus):
+    common = ["--hidden", "8", "--batch-size", "4", "--bptt", "5", "--epochs", "1"]
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), *common, "--layers", "2",
+                "--cell", "lstm")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "model: embedding 8 input, 2 layers of 8 lstm units, 25-word softmax" in r.stderr
+    model = lm.load(tmp_path / "m")
+    assert model.net.config.layers == 2 and model.net.params["W2"].shape == (8, 32)
+    with open(tmp_path / "m" / "config.json") as f:
+        assert json.load(f)["model"]["layers"] == 2
+    assert math.isfinite(model.score("the cat sat")) and model.perplexity("the cat") > 1
+
+
+def test_cli_layers_below_one_is_a_usage_error(tmp_path, corpus):
+    r = run_cli("train", corpus, "--out", str(tmp_path / "m"), "--layers", "0")
+    assert r.exit_code == 2 and "--layers" in r.stderr and "Traceback" not in r.output

@@ -67,6 +67,13 @@ POSITIVE = click.IntRange(min=1)
 )
 @click.option("--hidden", type=POSITIVE, default=200, show_default=True)
 @click.option(
+    "--layers",
+    type=POSITIVE,
+    default=1,
+    show_default=True,
+    help="Stacked recurrent layers of --hidden units each (dropout between them).",
+)
+@click.option(
     "--output",
     "output",
     type=click.Choice(heads.NAMES),
@@ -193,6 +200,7 @@ def command(
     cell,
     embed_dim,
     hidden,
+    layers,
     output,
     n_classes,
     tie,
@@ -284,6 +292,7 @@ def command(
             raise click.BadParameter(str(e), param_hint="--" + e.field.replace("_", "-")) from None
         mc_args = dict(
             hidden=hidden,
+            layers=layers,
             input=input_kind,
             embed_dim=embed_dim,
             activation=activation,
@@ -397,9 +406,12 @@ def check_memory(
 
 def describe_model(mc) -> str:
     """'one-hot input, 200 tanh units, 10000-word softmax', 'embedding 200 input, 200 gru
-    units, ...' (for the log, not Python's repr)."""
+    units, ...', 'embedding 650 input, 2 layers of 650 lstm units, ...' (for the log, not
+    Python's repr)."""
     kind = f"embedding {mc.embed_dim}" if mc.input == "embedding" else "one-hot"
     units = f"{mc.hidden} {mc.activation}" if mc.cell == "elman" else f"{mc.hidden} {mc.cell}"
+    if mc.layers > 1:
+        units = f"{mc.layers} layers of {units}"
     head = f"class softmax ({len(mc.classes) - 1} classes)" if mc.classes else "softmax"
     tied = ", tied to the embedding" if mc.tie else ""
     return f"{kind} input, {units} units, {mc.n_vocab}-word {head}{tied}"
