@@ -10,10 +10,12 @@ threads.
 
     python scripts/bench_train.py [--tokens 70000] [--input embedding|onehot] [--threads N]
     python scripts/bench_train.py [--cell elman|gru|lstm]   (nn.RNN / nn.GRU / nn.LSTM in torch)
+    python scripts/bench_train.py --cell lstm --layers 2 [--hidden 650]   (num_layers=2 in torch)
     python scripts/bench_train.py --output class [--vocab 10000,30000,100000] [--batch-size 64]
         [--classes C] [--optimizer sgd|adam] [--rounds R]
 
-``--output full`` (the default) times lm's full softmax and PyTorch's. ``--output class``
+``--output full`` (the default) times lm's full softmax and PyTorch's; ``--layers`` and
+``--hidden`` (E = H) set the stacked model both libraries train. ``--output class``
 times lm's class head and its full head in the same run, one after the other on the same
 windows, for each vocabulary size given, and prints their ratio. The class boundaries are cut
 (``lm.heads.class_bounds``, C = ``heads.default_classes(V)`` = round(sqrt(V) / 8) unless
@@ -23,8 +25,9 @@ rate of each counts (on a shared machine some runs are slowed down).
 
 Prints tokens/s, the machine's float32 GEMM rate (a 2048^3 np.matmul) and the fraction of it
 that training reaches, counting the FLOPs of the matrix products only (full softmax 3 x 2NHV;
-class head 3 x 2NH(C + mean width of the targets' classes); input layer 3 x 2NEH; recurrence
-3 x 2NHH for N = T*B positions). Do not compare figures from a busy machine.
+class head 3 x 2NH(C + mean width of the targets' classes); input layer 3 x 2NEGH; recurrence
+3 x 2NHGH per layer, and 3 x 2NHGH more for the input of each layer above the first, for
+N = T*B positions and G gates). Do not compare figures from a busy machine.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from lm.tokenizer import Vocab
 
 PTB = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora" / "ptb" / "ptb.valid.txt"
 E, H, V, B, T = 200, 200, 10_000, 20, 35
+LAYERS = 1  # stacked cells (--layers)
 
 
 def gemm_rate(n: int = 2048, repeats: int = 5) -> float:
@@ -66,7 +70,7 @@ def token_flops(
     classes for the class head (None: the full softmax, n_vocab); G = the cell's gates."""
     G = GATES[cell]
     input_layer = 3 * 2 * E * G * H if input_kind == "embedding" else 0
-    return 3 * 2 * H * (head_width or n_vocab) + input_layer + 3 * 2 * H * G * H
+    return 3 * 2 * H * (head_width or n_vocab) + input_layer + 3 * 2 * H * G * H * (2 * LAYERS - 1)
 
 
 def zipf_ids(n_vocab: int, n: int, seed: int = 0) -> np.ndarray:
@@ -85,8 +89,9 @@ def load_columns(n_vocab: int, batch: int) -> tuple[np.ndarray, str]:
 
 
 def make_net(
-    input_kind: str, n_vocab: int, output: str, counts, n_classes, cell: str = "elman"
-) -> Network:
+    input_kind: str, n_vocab: int, output: str, counts, n_classes, cell: str = "elman",
+    layers: int = 1,
+) -> Network:  # fmt: skip
     config = ModelConfig.from_counts(
         n_vocab,
         counts,
@@ -96,6 +101,7 @@ def make_net(
         embed_dim=E if input_kind == "embedding" else 0,
         output=output,
         cell=cell,
+        layers=layers,
     )
     return Network.create(config, np.random.default_rng(0), counts=counts)
 
@@ -117,7 +123,7 @@ def bench_lm(net, columns, tokens: int, optimizer: str = "sgd") -> float:
     return done / (time.perf_counter() - t0)
 
 
-def bench_torch(columns, tokens: int, threads: int, cell: str) -> float | None:
+def bench_torch(columns, tokens: int, threads: int, cell: str, layers: int = 1) -> float | None:
     try:
         import torch
     except ImportError:
@@ -130,7 +136,7 @@ def bench_torch(columns, tokens: int, threads: int, cell: str) -> float | None:
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            rnn = {"elman": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](E, H)
+            rnn = {"elman": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](E, H, layers)
             self.emb, self.rnn, self.out = nn.Embedding(V, E), rnn, nn.Linear(H, V)
 
         def forward(self, x, h):
@@ -141,9 +147,9 @@ def bench_torch(columns, tokens: int, threads: int, cell: str) -> float | None:
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     loss_fn = nn.CrossEntropyLoss()
     data = torch.from_numpy(columns.astype(np.int64))
-    h = torch.zeros(1, B, H)
+    h = torch.zeros(layers, B, H)
     if cell == "lstm":
-        h = (h, torch.zeros(1, B, H))
+        h = (h, torch.zeros(layers, B, H))
     done, t0 = 0, None
     while done < tokens:
         for _, x, y in windows(data, T):
@@ -212,6 +218,7 @@ def compare_heads(args, gemm: float) -> None:
 
 
 def main() -> None:
+    global E, H, LAYERS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tokens", type=int, default=70_000, help="tokens to time for each")
     p.add_argument("--input", default="embedding", choices=["embedding", "onehot"])
@@ -230,7 +237,11 @@ def main() -> None:
         "--rounds", type=int, default=1, help="(--output class) best of R turns of each head"
     )
     p.add_argument("--cell", default="elman", choices=list(GATES), help="(--output full)")
+    p.add_argument("--layers", type=int, default=1, help="stacked cells (--output full)")
+    p.add_argument("--hidden", type=int, default=H, help="H = E (--output full)")
     args = p.parse_args()
+    E = H = args.hidden
+    LAYERS = args.layers
 
     rate = gemm_rate()
     print(f"float32 GEMM rate (2048^3 np.matmul): {rate:.1f} GFLOP/s")
@@ -244,13 +255,14 @@ def main() -> None:
     else:
         columns, source = load_columns(V, B)
         print(
-            f"data: {source}; E={E} H={H} V={V} B={B} T={T} {args.cell}, SGD + clip 0.25; "
+            f"data: {source}; E={E} H={H} V={V} B={B} T={T} {args.layers} x {args.cell}, "
+            "SGD + clip 0.25; "
             f"{args.tokens} tokens timed; {args.threads} threads"
         )
-        net = make_net(args.input, V, "full", None, None, args.cell)
+        net = make_net(args.input, V, "full", None, None, args.cell, args.layers)
         ours = bench_lm(net, columns, args.tokens)
         report(f"lm ({args.input})", ours, token_flops(args.input, V, cell=args.cell), rate)
-        theirs = bench_torch(columns, args.tokens, args.threads, args.cell)
+        theirs = bench_torch(columns, args.tokens, args.threads, args.cell, args.layers)
         if theirs is None:
             print("torch not importable: PyTorch comparison skipped (pip install torch==2.13.0)")
         else:
