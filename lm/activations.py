@@ -10,11 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
+from lm import backend
+from lm.backend import Array
 from lm.errors import TrainingError
-
-Array = np.ndarray
 
 
 def step(a: Array) -> Array:
@@ -25,19 +23,24 @@ def step(a: Array) -> Array:
 def sigmoid(a: Array) -> Array:
     """Logistic function 1 / (1 + exp(-a)), computed as (1 + tanh(a/2)) / 2: the same function,
     with no exp to overflow (finite for inputs of +-1000) and one vectorised pass."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(a)))
+    xp = backend.xp_of(a)
+    return 0.5 * (1.0 + xp.tanh(0.5 * xp.asarray(a)))
 
 
 def tanh(a: Array) -> Array:
-    return np.tanh(a)
+    return backend.xp_of(a).tanh(a)
 
 
 def relu(a: Array) -> Array:
-    return np.maximum(a, 0)
+    return backend.xp_of(a).maximum(a, 0)
 
 
 def leaky_relu(a: Array, alpha: float = 0.01) -> Array:
-    return np.where(a > 0, a, alpha * a)
+    return backend.xp_of(a).where(a > 0, a, alpha * a)
+
+
+def _leaky_relu_slope(a: Array, alpha: float) -> Array:
+    return backend.xp_of(a).where(a > 0, 1.0, alpha).astype(a.dtype)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def get(name: str, alpha: float = 0.01) -> Activation:
         return Activation(
             "leaky_relu",
             lambda a: leaky_relu(a, alpha),
-            lambda a, s: np.where(a > 0, 1.0, alpha).astype(a.dtype),
+            lambda a, s: _leaky_relu_slope(a, alpha),
             alpha,
         )
     raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(NAMES)}")

@@ -45,17 +45,20 @@ start); recurrent biases 0. The LSTM's forget-gate bias starts at 1 (``drive_bia
 the input layer's b): with f = sigmoid(1) ~ 0.73 the cell state is kept rather than halved
 at every step at the start, so gradients reach further back (Gers et al. 2000; Jozefowicz
 et al. 2015). Input weights U belong to the input layer (``lm.inputs``), with width G*H.
+
+Arrays. ``init`` and ``drive_bias`` make host numpy arrays (random draws stay on the host;
+``lm.backend.to_device`` moves them); every other method computes with the array module of
+its inputs (``lm.backend.xp_of``), so a cell runs unchanged on numpy or CuPy arrays.
+``step`` asks for it once per call.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-
-from lm import activations
-
-Array = np.ndarray
+from lm import activations, backend
+from lm.backend import Array
+from lm.backend import numpy as np
 
 
 class Cell(Protocol):
@@ -70,7 +73,9 @@ class Cell(Protocol):
     def drive_bias(self, H: int) -> Array:
         """(G*H,) the initial value of the input layer's bias b (a gate's bias lives there)."""
 
-    def new_cache(self, T: int, B: int, H: int, dtype) -> dict[str, Array]: ...
+    def new_cache(self, T: int, B: int, H: int, dtype, xp=np) -> dict[str, Array]:
+        """The arrays ``step`` fills for the backward pass, allocated by the array module xp."""
+
     def step(self, p: dict, d: Array, s: Array, cache: dict | None = None, t: int = 0) -> Array:
         """d (B, G*H), s (B, n_s) the incoming state (already reset) -> s' (B, n_s)."""
 
@@ -107,10 +112,13 @@ def _block_orthogonal(H: int, G: int, rng: np.random.Generator) -> Array:
     return np.concatenate([orthogonal(H, 1.0, rng) for _ in range(G)], axis=1)
 
 
-def sigmoid_(x: Array) -> Array:
-    """sigmoid(x) in place, as (1 + tanh(x / 2)) / 2 (no exp to overflow)."""
+def sigmoid_(x: Array, xp=None) -> Array:
+    """sigmoid(x) in place, as (1 + tanh(x / 2)) / 2 (no exp to overflow); ``xp`` the array
+    module of x when the caller has it."""
+    if xp is None:
+        xp = backend.xp_of(x)
     x *= 0.5
-    np.tanh(x, out=x)
+    xp.tanh(x, out=x)
     x += 1
     x *= 0.5
     return x
@@ -139,11 +147,14 @@ class Elman:
     def drive_bias(self, H: int) -> Array:
         return np.zeros(H)
 
-    def new_cache(self, T: int, B: int, H: int, dtype) -> dict[str, Array]:
-        return {"A": np.empty((T, B, H), dtype=dtype)}  # pre-activations a_t
+    def new_cache(self, T: int, B: int, H: int, dtype, xp=np) -> dict[str, Array]:
+        return {"A": xp.empty((T, B, H), dtype=dtype)}  # pre-activations a_t
 
     def step(self, p: dict, d: Array, s: Array, cache: dict | None = None, t: int = 0) -> Array:
-        a = s @ p["W"] if cache is None else np.matmul(s, p["W"], out=cache["A"][t])
+        if cache is None:
+            a = s @ p["W"]
+        else:
+            a = backend.xp_of(s).matmul(s, p["W"], out=cache["A"][t])
         a += d
         return self.act(a)
 
@@ -154,7 +165,7 @@ class Elman:
         cache["F"] = self.act.derivative(cache["A"], S[1:])  # (T, B, H) f'(a_t), one pass
         # W^T as a contiguous copy: a (B, H) x (H, H) product with a transposed view as its
         # second operand ran about 2x slower in OpenBLAS at B = 20 (a contiguous one, ~17 us)
-        cache["WT"] = np.ascontiguousarray(p["W"].T)
+        cache["WT"] = backend.xp_of(p["W"]).ascontiguousarray(p["W"].T)
 
     def vjp(self, p: dict, cache: dict, g: Array, lo: int, hi: int, prev: bool = True):
         dA = g * cache["F"][lo:hi]  # through f
@@ -184,22 +195,23 @@ class GRU:
     def drive_bias(self, H: int) -> Array:
         return np.zeros(3 * H)
 
-    def new_cache(self, T: int, B: int, H: int, dtype) -> dict[str, Array]:
+    def new_cache(self, T: int, B: int, H: int, dtype, xp=np) -> dict[str, Array]:
         return {
-            "rz": np.empty((T, B, 2 * H), dtype=dtype),  # the reset and update gates
-            "n": np.empty((T, B, H), dtype=dtype),  # the candidate
-            "Rn": np.empty((T, B, H), dtype=dtype),  # h W_hn + b_hn
+            "rz": xp.empty((T, B, 2 * H), dtype=dtype),  # the reset and update gates
+            "n": xp.empty((T, B, H), dtype=dtype),  # the candidate
+            "Rn": xp.empty((T, B, H), dtype=dtype),  # h W_hn + b_hn
         }
 
     def step(self, p: dict, d: Array, s: Array, cache: dict | None = None, t: int = 0) -> Array:
+        xp = backend.xp_of(s)
         H = s.shape[1]
         R = s @ p["W"]  # (B, 3H)
         R += p["bh"]
         rz = d[:, : 2 * H] + R[:, : 2 * H]
-        sigmoid_(rz)
+        sigmoid_(rz, xp)
         n = R[:, 2 * H :] * rz[:, :H]  # r * (h W_hn + b_hn)
         n += d[:, 2 * H :]
-        np.tanh(n, out=n)
+        xp.tanh(n, out=n)
         if cache is not None:
             cache["rz"][t], cache["n"][t], cache["Rn"][t] = rz, n, R[:, 2 * H :]
         out = s - n  # h' = n + z (h - n)
@@ -217,8 +229,9 @@ class GRU:
         H = g.shape[-1]
         rz, n, Rn = cache["rz"][lo:hi], cache["n"][lo:hi], cache["Rn"][lo:hi]
         r, z, h = rz[..., :H], rz[..., H:], cache["S_in"][lo:hi]
-        dD = np.empty(g.shape[:-1] + (3 * H,), dtype=g.dtype)
-        dR = np.empty_like(dD)
+        xp = backend.xp_of(g)
+        dD = xp.empty(g.shape[:-1] + (3 * H,), dtype=g.dtype)
+        dR = xp.empty_like(dD)
         da_n = g * (1 - z) * (1 - n * n)  # through h' = (1 - z) n + z h, then n = tanh(a_n)
         dD[..., 2 * H :] = da_n
         dR[..., 2 * H :] = da_n * r  # a_n = d_n + r * R_n
@@ -258,27 +271,28 @@ class LSTM:
         b[H : 2 * H] = 1.0  # the forget gate starts mostly open
         return b
 
-    def new_cache(self, T: int, B: int, H: int, dtype) -> dict[str, Array]:
+    def new_cache(self, T: int, B: int, H: int, dtype, xp=np) -> dict[str, Array]:
         return {
-            "gates": np.empty((T, B, 4 * H), dtype=dtype),  # i, f, g, o after their functions
-            "tc": np.empty((T, B, H), dtype=dtype),  # tanh(c')
+            "gates": xp.empty((T, B, 4 * H), dtype=dtype),  # i, f, g, o after their functions
+            "tc": xp.empty((T, B, H), dtype=dtype),  # tanh(c')
         }
 
     def step(self, p: dict, d: Array, s: Array, cache: dict | None = None, t: int = 0) -> Array:
+        xp = backend.xp_of(s)
         H = s.shape[1] // 2
         h, c = s[:, :H], s[:, H:]
-        A = np.matmul(h, p["W"], out=cache["gates"][t]) if cache is not None else h @ p["W"]
+        A = xp.matmul(h, p["W"], out=cache["gates"][t]) if cache is not None else h @ p["W"]
         A += d
         g = A[:, 2 * H : 3 * H]
-        np.tanh(g, out=g)
-        sigmoid_(A[:, : 2 * H])
-        sigmoid_(A[:, 3 * H :])
-        out = np.empty_like(s)
+        xp.tanh(g, out=g)
+        sigmoid_(A[:, : 2 * H], xp)
+        sigmoid_(A[:, 3 * H :], xp)
+        out = xp.empty_like(s)
         c_new = out[:, H:]
-        np.multiply(A[:, H : 2 * H], c, out=c_new)  # f * c
+        xp.multiply(A[:, H : 2 * H], c, out=c_new)  # f * c
         c_new += A[:, :H] * g  # + i * g
-        tc = np.tanh(c_new) if cache is None else np.tanh(c_new, out=cache["tc"][t])
-        np.multiply(A[:, 3 * H :], tc, out=out[:, :H])  # h' = o * tanh(c')
+        tc = xp.tanh(c_new) if cache is None else xp.tanh(c_new, out=cache["tc"][t])
+        xp.multiply(A[:, 3 * H :], tc, out=out[:, :H])  # h' = o * tanh(c')
         return out
 
     def hidden(self, S: Array) -> Array:
@@ -288,6 +302,7 @@ class LSTM:
         pass
 
     def vjp(self, p: dict, cache: dict, g: Array, lo: int, hi: int, prev: bool = True):
+        xp = backend.xp_of(g)
         H = g.shape[-1] // 2
         gates, tc = cache["gates"][lo:hi], cache["tc"][lo:hi]
         i, f, gg, o = (gates[..., k * H : (k + 1) * H] for k in range(4))
@@ -295,21 +310,22 @@ class LSTM:
         gh, gc = g[..., :H], g[..., H:]
         dc = gh * o * (1 - tc * tc)  # through h' = o tanh(c')
         dc += gc
-        dA = np.empty(g.shape[:-1] + (4 * H,), dtype=g.dtype)
+        dA = xp.empty(g.shape[:-1] + (4 * H,), dtype=g.dtype)
         dA[..., :H] = dc * gg * i * (1 - i)  # c' = f c + i g; i = sigmoid(a_i)
         dA[..., H : 2 * H] = dc * c_in * f * (1 - f)
         dA[..., 2 * H : 3 * H] = dc * i * (1 - gg * gg)  # g = tanh(a_g)
         dA[..., 3 * H :] = gh * tc * o * (1 - o)
         back = None
         if prev:
-            back = np.empty_like(g)
+            back = xp.empty_like(g)
             back[..., :H] = _product(dA, p["W"].T)  # a = d + h W
-            np.multiply(dc, f, out=back[..., H:])  # c' = f c + ...
+            xp.multiply(dc, f, out=back[..., H:])  # c' = f c + ...
         return dA, None, back
 
     def weight_grads(self, p: dict, S_in: Array, dR: Array) -> dict[str, Array]:
         H = S_in.shape[-1] // 2
-        h_in = np.ascontiguousarray(S_in[..., :H]).reshape(-1, H)  # strided rows: slow in BLAS
+        xp = backend.xp_of(S_in)
+        h_in = xp.ascontiguousarray(S_in[..., :H]).reshape(-1, H)  # strided rows: slow in BLAS
         return {"W": h_in.T @ dR.reshape(-1, dR.shape[-1])}
 
 

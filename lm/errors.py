@@ -24,3 +24,8 @@ class MemoryLimitError(LMError):
 class ClusterError(LMError):
     """Scoring on a cluster failed: Dask missing, the scheduler unreachable or gone, workers
     that cannot load the model or that kept dying (the message names the address)."""
+
+
+class DeviceError(LMError):
+    """A device (``--device``, ``LM_DEVICE``) that is unknown, or "cuda" where CuPy or a CUDA
+    GPU is missing (``lm.backend.resolve``)."""

@@ -17,6 +17,10 @@ The head contract (what ``lm.model.Network`` uses): ``reads`` ("all": a loss at 
 position, "last": on the window's last state), ``param_shapes(H)``, ``init(H, rng, counts)``,
 ``loss(p, S, y, scale)`` -> (loss_sum, dS, grads), and for the language-model heads
 ``target_logprobs(p, S, y)`` and ``next_logprobs(p, S)``.
+
+Arrays. ``init`` makes host numpy arrays; the losses and log-probabilities compute with the
+array module of S (``lm.backend.xp_of``): numpy or CuPy. The two-thread split and numpy's
+``reduceat`` are the host's (``lm.backend.segment_sum`` and friends choose).
 """
 
 from __future__ import annotations
@@ -24,12 +28,10 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
-from lm import sparse
+from lm import backend, sparse
+from lm.backend import Array
+from lm.backend import numpy as np
 from lm.checks import is_int
-
-Array = np.ndarray
 
 _POOL = ThreadPoolExecutor(max_workers=2)  # numpy ufuncs release the GIL on large arrays
 _CHUNK_LOGITS = 2**23  # logits per chunk when scoring (32 MB of float32, near a cache's size)
@@ -37,14 +39,15 @@ _CHUNK_LOGITS = 2**23  # logits per chunk when scoring (32 MB of float32, near a
 
 def log_softmax(z: Array, axis: int = -1) -> Array:
     """log softmax(z) computed stably (finite for logits of +-1e4 and beyond)."""
-    m = np.max(z, axis=axis, keepdims=True)
+    xp = backend.xp_of(z)
+    m = xp.max(z, axis=axis, keepdims=True)
     shifted = z - m
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(z: Array) -> Array:
     """Row-wise softmax of logits (B, n) that may hold -inf (at least one finite per row)."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e = backend.xp_of(z).exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -56,21 +59,23 @@ def _exp_rows(Z: Array, c: Array, targets: Array, lo: int, hi: int, shift: bool 
 
     Returns (sum of exp, (z - m) at targets), (hi - lo,) each.
     """
+    xp = backend.xp_of(Z)
     Zc = Z[lo:hi]
     Zc += c
     if shift:
         Zc -= Zc.max(axis=1)[:, None]
-    z_t = Zc[np.arange(hi - lo), targets[lo:hi]]  # a copy (fancy indexing)
+    z_t = Zc[xp.arange(hi - lo), targets[lo:hi]]  # a copy (fancy indexing)
     with np.errstate(over="ignore", under="ignore"):  # unshifted rows out of range are redone
-        np.exp(Zc, out=Zc)
+        xp.exp(Zc, out=Zc)
         return Zc.sum(axis=1), z_t
 
 
 def _on_two_threads(rows_fn, Z: Array, c: Array, targets: Array) -> tuple:
     """rows_fn(Z, c, targets, lo, hi) -> tuple of (hi - lo,) arrays, run on the two halves of
-    Z's rows in parallel (small Z: at once); the halves' results are concatenated."""
+    Z's rows in parallel (small Z, or a device array, which has its own parallelism: at once);
+    the halves' results are concatenated."""
     N = Z.shape[0]
-    if N < 64:
+    if N < 64 or backend.on_device(Z):
         return rows_fn(Z, c, targets, 0, N)
     half = N // 2
     parts = [_POOL.submit(rows_fn, Z, c, targets, lo, hi) for lo, hi in ((0, half), (half, N))]
@@ -92,7 +97,8 @@ def _exp_logits(S: Array, V: Array, c: Array, targets: Array) -> tuple[Array, Ar
     """
     Z = S @ V
     sum_exp, z_t = _on_two_threads(_exp_rows, Z, c, targets)
-    unsafe = np.flatnonzero(~((sum_exp > _SAFE_SUM[0]) & (sum_exp < _SAFE_SUM[1])))
+    xp = backend.xp_of(Z)
+    unsafe = xp.flatnonzero(~((sum_exp > _SAFE_SUM[0]) & (sum_exp < _SAFE_SUM[1])))
     if len(unsafe):
         Zu = S[unsafe] @ V
         sum_exp[unsafe], z_t[unsafe] = _exp_rows(Zu, c, targets[unsafe], 0, len(unsafe), True)
@@ -118,13 +124,14 @@ def _softmax_xent(
     loss_sum : float, sum_i -log p_i[targets_i] (natural log, not scaled).
     dS : (N, H), dV : (H, n_vocab), dc : (n_vocab,) gradients of the scaled loss.
     """
+    xp = backend.xp_of(S)
     N = S.shape[0]
     Z, sum_exp, z_t = _exp_logits(S, V, c, targets)  # Z = exp(z - m), p = Z / sum_exp
-    loss_sum = float(np.sum(np.log(sum_exp.astype(np.float64)) - z_t))
+    loss_sum = float(xp.sum(xp.log(sum_exp.astype(np.float64)) - z_t))
     # dL/dz = scale * (Z / sum_exp - onehot(targets)) = r * (Z - sum_exp * onehot(targets))
     # with r = scale / sum_exp: subtract sum_exp at each target (N elements), and put the
     # factor r on the (N, H) side of each product, never on the (N, n_vocab) array.
-    Z[np.arange(N), targets] -= sum_exp
+    Z[xp.arange(N), targets] -= sum_exp
     r = (scale / sum_exp).astype(S.dtype)  # (N,)
     dV = (S * r[:, None]).T @ Z  # (H, n_vocab)
     dc = r @ Z
@@ -140,12 +147,13 @@ def _target_logprobs(S: Array, V: Array, c: Array, targets: Array) -> Array:
     of rows (about 32 MB of logits each), so memory stays bounded whatever N is; chunks of
     that size also run faster than larger ones.
     """
-    out = np.empty(len(S), dtype=np.float64)
+    xp = backend.xp_of(S)
+    out = xp.empty(len(S), dtype=np.float64)
     rows = max(64, _CHUNK_LOGITS // V.shape[1])
     for lo in range(0, len(S), rows):
         hi = min(lo + rows, len(S))
         _, sum_exp, z_t = _exp_logits(S[lo:hi], V, c, targets[lo:hi])
-        out[lo:hi] = z_t.astype(np.float64) - np.log(sum_exp.astype(np.float64))
+        out[lo:hi] = z_t.astype(np.float64) - xp.log(sum_exp.astype(np.float64))
     return out
 
 
@@ -221,7 +229,7 @@ class Linear:
         """sum_i |y_i - o_i|^2 / 2 over N rows: S (N, H), y (N, n_out). Returns
         (loss unscaled, dS (N, H), {"V", "c"}) with the gradients of scale * loss."""
         err = self.predict(p, S) - y  # dL/do
-        loss = 0.5 * float(np.sum(err * err))
+        loss = 0.5 * float((err * err).sum())
         err *= scale
         return loss, err @ p["V"].T, {"V": S.T @ err, "c": err.sum(axis=0)}
 
@@ -319,14 +327,15 @@ def class_log_unigram(counts: Array, bounds) -> tuple[Array, Array]:
 def _xent_grad(Z: Array, k: Array, scale: float) -> float:
     """sum_i -ln softmax(Z_i)[k_i] (float64, unscaled) of logits Z (N, C), and in place
     Z <- scale (softmax(Z) - onehot(k)): the gradient at the logits."""
-    rows = np.arange(len(Z))
+    xp = backend.xp_of(Z)
+    rows = xp.arange(len(Z))
     Z -= Z.max(axis=1, keepdims=True)
     z_t = Z[rows, k]
-    np.exp(Z, out=Z)
+    xp.exp(Z, out=Z)
     sums = Z.sum(axis=1)
     Z *= (scale / sums).astype(Z.dtype)[:, None]
     Z[rows, k] -= Z.dtype.type(scale)
-    return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+    return float(xp.sum(xp.log(sums, dtype=np.float64)) - xp.sum(z_t, dtype=np.float64))
 
 
 class _Groups:
@@ -340,19 +349,22 @@ class _Groups:
     """
 
     def __init__(self, head: ClassSoftmax, k: Array, y: Array):
+        xp = backend.xp_of(k)
+        bounds, widths, _ = head.tables(xp)
         N = len(k)
-        self.order = order = np.argsort(k, kind="stable")
+        self.order = order = backend.stable_argsort(k)
         self.k = ks = k[order]  # (N,) the sorted rows' classes
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        ends = np.r_[starts[1:], N]
-        self.a, self.w = head.bounds[ks[starts]], head.widths[ks[starts]]
+        starts = backend.run_starts(ks)
+        ends = xp.concatenate([starts[1:], xp.asarray([N], dtype=starts.dtype)])
+        self.a, self.w = bounds[ks[starts]], widths[ks[starts]]
         n = ends - starts
-        self.rw = np.repeat(self.w, n)  # (N,) the width of each sorted row's class
-        self.row_off = np.r_[0, np.cumsum(self.rw)[:-1]]
+        self.rw = backend.repeat(self.w, n)  # (N,) the width of each sorted row's class
+        self.row_off = backend.exclusive_cumsum(self.rw)
         self.M = int(self.row_off[-1] + self.rw[-1])
-        a_row = np.repeat(self.a, n)
+        a_row = backend.repeat(self.a, n)
         self.target = self.row_off + y[order] - a_row  # (N,) flat index of each target
-        self.touched = np.r_[0, np.cumsum(self.w)]  # class j's words in a buffer of the present
+        # class j's words in a buffer of the classes present
+        self.touched = xp.concatenate([xp.zeros(1, dtype=self.w.dtype), xp.cumsum(self.w)])
         columns = zip(self.a.tolist(), self.w.tolist(), self.touched[:-1].tolist())
         off = self.row_off[starts].tolist()
         self.blocks = [  # (lo, hi, a, w, o, t) per class present, Python ints for the loops
@@ -363,9 +375,10 @@ class _Groups:
     def word_logits(self, Ss: Array, V: Array, c: Array) -> Array:
         """Flat (M,) buffer of the logits z = s V[:, slice] + c[slice] of every sorted row over
         its class's words: one product per class present. Ss (N, H) the sorted states."""
-        F = np.empty(self.M, dtype=Ss.dtype)
+        xp = backend.xp_of(Ss)
+        F = xp.empty(self.M, dtype=Ss.dtype)
         for Fj, lo, hi, a, w in self._blocks(F):
-            np.matmul(Ss[lo:hi], V[:, a : a + w], out=Fj)
+            xp.matmul(Ss[lo:hi], V[:, a : a + w], out=Fj)
             Fj += c[a : a + w]
         return F
 
@@ -378,11 +391,12 @@ class _Groups:
         """In place F <- exp(F - row maximum); returns (row sums (N,), shifted target logits
         (N,)), so that ln P(y | class, s) = z_t - ln(sum). Each class's block is shifted and
         summed as a 2-D array (no full-size index or repeat arrays)."""
+        xp = backend.xp_of(F)
         for Fj, *_ in self._blocks(F):
             Fj -= Fj.max(axis=1, keepdims=True)
         z_t = F[self.target]
-        np.exp(F, out=F)
-        sums = np.empty(len(self.target), dtype=F.dtype)
+        xp.exp(F, out=F)
+        sums = xp.empty(len(self.target), dtype=F.dtype)
         for Fj, lo, hi, _, _ in self._blocks(F):
             Fj.sum(axis=1, out=sums[lo:hi])
         return sums, z_t
@@ -390,24 +404,26 @@ class _Groups:
     def xent_grad(self, F: Array, scale: float) -> float:
         """sum over rows of -ln P(target | class, s) (float64, unscaled), and in place
         F <- scale (softmax - onehot(target)) row by row: the gradient at the logits."""
+        xp = backend.xp_of(F)
         sums, z_t = self.exp_shifted(F)
         factor = (scale / sums).astype(F.dtype)
         for Fj, lo, hi, _, _ in self._blocks(F):
             Fj *= factor[lo:hi, None]
         F[self.target] -= F.dtype.type(scale)
-        return float(np.sum(np.log(sums, dtype=np.float64)) - np.sum(z_t, dtype=np.float64))
+        return float(xp.sum(xp.log(sums, dtype=np.float64)) - xp.sum(z_t, dtype=np.float64))
 
     def backward(self, F: Array, Ss: Array, V: Array) -> tuple[Array, Array]:
         """From the flat gradient F at the word logits: [dV; dc] of the classes present,
         (H + 1, their words), and dS of the sorted rows, (N, H). Ss: (N, H + 1) the sorted
         rows [s | 1]. Each class writes its own slice and its own rows."""
+        xp = backend.xp_of(F)
         N, H = len(Ss), V.shape[0]
-        dVw = np.empty((H + 1, self.touched[-1]), dtype=F.dtype)
-        dSs = np.empty((N, H), dtype=F.dtype)
+        dVw = xp.empty((H + 1, int(self.touched[-1])), dtype=F.dtype)
+        dSs = xp.empty((N, H), dtype=F.dtype)
         for lo, hi, a, w, o, t in self.blocks:
             Fj = F[o : o + (hi - lo) * w].reshape(-1, w)
-            np.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
-            np.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
+            xp.matmul(Ss[lo:hi].T, Fj, out=dVw[:, t : t + w])
+            xp.matmul(Fj, V[:, a : a + w].T, out=dSs[lo:hi])
         return dVw, dSs
 
 
@@ -425,10 +441,10 @@ class ClassSoftmax:
     Speed. The class logits of all N positions are one product. The positions are grouped by
     their target's class (a stable sort and segment bounds, ``_Groups``) and each class
     present in the window gets one product over its rows and its column slice, into one flat
-    buffer with no padding; the softmax passes run on that buffer at once (segment maxima and
-    sums by ``np.*.reduceat``), and the backward writes each class's disjoint slice of dV and
-    dc. The gradients of V and c are ``lm.sparse.Cols`` (only the classes present), so the
-    optimiser touches nothing else.
+    buffer with no padding; the softmax passes run on that buffer (each class's block shifted
+    and summed as a 2-D array, the exp over the whole buffer at once), and the backward writes
+    each class's disjoint slice of dV and dc. The gradients of V and c are ``lm.sparse.Cols``
+    (only the classes present), so the optimiser touches nothing else.
 
     Initialisation: V, Vc uniform in +-1/sqrt(H); with counts, c = ln P(w | class) and
     cc = ln P(class) of the smoothed counts (``class_log_unigram``), so that at s = 0 the head
@@ -447,6 +463,16 @@ class ClassSoftmax:
         self.n_classes = len(bounds) - 1
         self.widths = np.diff(self.bounds)
         self.class_of = np.repeat(np.arange(self.n_classes), self.widths)  # (n_vocab,)
+        self._tables = {"numpy": (self.bounds, self.widths, self.class_of)}  # by module name
+
+    def tables(self, xp) -> tuple[Array, Array, Array]:
+        """(bounds (C+1,), widths (C,), class_of (n_vocab,)) as arrays of the array module xp:
+        the host arrays themselves for numpy, copies made once for a device."""
+        found = self._tables.get(xp.__name__)
+        if found is None:
+            host = self._tables["numpy"]
+            found = self._tables[xp.__name__] = tuple(xp.asarray(a) for a in host)
+        return found
 
     def param_shapes(self, H: int) -> dict[str, tuple[int, ...]]:
         C = self.n_classes
@@ -469,15 +495,16 @@ class ClassSoftmax:
         returns (loss_sum unscaled, dS (N, H), grads) with grads "Vc" (H, C), "cc" (C,)
         dense and "V", "c" as ``lm.sparse.Cols`` over the classes present.
         """
+        xp = backend.xp_of(S)
         N, H = S.shape
         if N == 0:
             return (
                 0.0,
-                np.zeros_like(S),
-                {k: np.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
+                xp.zeros_like(S),
+                {k: xp.zeros(s, S.dtype) for k, s in self.param_shapes(H).items()},
             )
-        g = _Groups(self, self.class_of[y], y)
-        Ss = np.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product gives
+        g = _Groups(self, self.tables(xp)[2][y], y)
+        Ss = xp.empty((N, H + 1), dtype=S.dtype)  # sorted rows [s | 1]: one product gives
         Ss[:, :H] = S[g.order]  # the weights' and the bias's gradients at once
         Ss[:, H] = 1
         G = Ss[:, :H] @ p["Vc"]  # (N, C) class logits
@@ -487,7 +514,7 @@ class ClassSoftmax:
         loss_sum += g.xent_grad(F, scale)  # F <- dL/dz of the words
         dVw, dSs = g.backward(F, Ss, p["V"])
         dSs += G @ p["Vc"].T
-        dS = np.empty_like(dSs)
+        dS = xp.empty_like(dSs)
         dS[g.order] = dSs  # back to the positions' order
         dVc = Ss.T @ G  # (H + 1, C)
         runs = sparse.merge_runs(g.a, g.a + g.w)
@@ -502,7 +529,7 @@ class ClassSoftmax:
     def target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
         """ln P(y_i | s_i) for N positions, (N,) float64, in chunks of rows (the flat buffer
         of at most about 2^23 logits each, whatever N is)."""
-        out = np.empty(len(S), dtype=np.float64)
+        out = backend.xp_of(S).empty(len(S), dtype=np.float64)
         rows = max(64, _CHUNK_LOGITS // int(self.widths.max() + self.n_classes))
         for lo in range(0, len(S), rows):
             hi = min(lo + rows, len(S))
@@ -510,26 +537,29 @@ class ClassSoftmax:
         return out
 
     def _target_logprobs(self, p: dict, S: Array, y: Array) -> Array:
+        xp = backend.xp_of(S)
         if len(S) == 0:
-            return np.zeros(0)
-        k = self.class_of[y]
-        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)[np.arange(len(S)), k]
+            return xp.zeros(0)
+        k = self.tables(xp)[2][y]
+        class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)[xp.arange(len(S)), k]
         g = _Groups(self, k, y)
         sw, zw_t = g.exp_shifted(g.word_logits(S[g.order], p["V"], p["c"]))
         out = class_lp.astype(np.float64)
-        out[g.order] += zw_t.astype(np.float64) - np.log(sw, dtype=np.float64)
+        out[g.order] += zw_t.astype(np.float64) - xp.log(sw, dtype=np.float64)
         return out
 
     def next_logprobs(self, p: dict, S: Array) -> Array:
         """Full next-word log-distributions, (N, H) -> (N, n_vocab): ln P(class) + ln P(word |
         class) for every word, a log-softmax over each class's slice of the logits."""
+        xp = backend.xp_of(S)
         class_lp = log_softmax(S @ p["Vc"] + p["cc"], axis=-1)  # (N, C)
         Z = S @ p["V"]  # (N, n_vocab)
         Z += p["c"]
-        starts, widths = self.bounds[:-1], self.widths
-        Z -= np.repeat(np.maximum.reduceat(Z, starts, axis=1), widths, axis=1)  # class maxima
-        log_sum = np.log(np.add.reduceat(np.exp(Z), starts, axis=1))  # (N, C)
-        Z += np.repeat(class_lp - log_sum, widths, axis=1)
+        bounds, widths, _ = self.tables(xp)
+        starts = bounds[:-1]
+        Z -= backend.repeat(backend.segment_max(Z, starts, axis=1), widths, axis=1)  # maxima
+        log_sum = xp.log(backend.segment_sum(xp.exp(Z), starts, axis=1))  # (N, C)
+        Z += backend.repeat(class_lp - log_sum, widths, axis=1)
         return Z
 
 

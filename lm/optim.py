@@ -21,6 +21,9 @@ rows or column runs the gradient holds, and both optimisers treat everything els
   and PyTorch's SparseAdam, not the dense Adam, which would keep moving a row that got no
   gradient. The state is the same m, v and t as the dense Adam's, so a checkpoint holds it
   all and resuming is bit-exact.
+
+Arrays. The moments, scratch buffers and averages are made with the array module of the
+parameters (``lm.backend.xp_of``), numpy or CuPy; only numpy updates are split over threads.
 """
 
 from __future__ import annotations
@@ -30,11 +33,10 @@ import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+from lm import backend, sparse
+from lm.backend import Array
+from lm.backend import numpy as np
 
-from lm import sparse
-
-Array = np.ndarray
 Params = dict[str, Array]
 
 _POOL = ThreadPoolExecutor(max_workers=2)  # numpy ufuncs release the GIL on large arrays
@@ -44,12 +46,13 @@ _PARALLEL_SIZE = 1 << 16  # parameters at least this big are updated by two thre
 def clip_values(grads: Params, limit: float) -> None:
     """Element-wise clipping of every gradient to [-limit, limit], in place."""
     for g in map(sparse.values, grads.values()):
-        np.clip(g, -limit, limit, out=g)
+        backend.xp_of(g).clip(g, -limit, limit, out=g)
 
 
 def global_norm(grads: Params) -> float:
     """sqrt(sum of squares of every gradient element), accumulated in float64."""
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in map(sparse.values, grads.values()))))
+    squares = (float(backend.xp_of(g).vdot(g, g)) for g in map(sparse.values, grads.values()))
+    return float(np.sqrt(sum(squares)))
 
 
 def clip_global_norm(grads: Params, max_norm: float) -> float:
@@ -165,39 +168,53 @@ class Adam:
         self.t += 1
         step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
         jobs, scatters = [], []
+        on_host = True  # numpy arrays only: the parts run on two threads
         for k, g in grads.items():
             p = params[k]
-            m = self.m.setdefault(k, np.zeros_like(p))
-            v = self.v.setdefault(k, np.zeros_like(p))
+            xp = backend.xp_of(p)
+            on_host = on_host and xp is np
+            m = self.m.get(k)
+            if m is None:
+                m = self.m[k] = xp.zeros_like(p)
+            v = self.v.get(k)
+            if v is None:
+                v = self.v[k] = xp.zeros_like(p)
             if sparse.is_sparse(g):
                 jobs += _lazy_jobs(p, g, m, v, scatters)
                 continue
-            tmp = self._scratch.setdefault(k, np.empty_like(p))
+            tmp = self._scratch.get(k)
+            if tmp is None:
+                tmp = self._scratch[k] = xp.empty_like(p)
             arrays = [a.reshape(-1) for a in (p, g, m, v, tmp)]
             n = arrays[0].size
             cuts = [0, n // 2, n] if n >= _PARALLEL_SIZE else [0, n]
             jobs += [[a[lo:hi] for a in arrays] for lo, hi in itertools.pairwise(cuts)]
-        # each job runs in the caller's context, so that its np.errstate holds in the threads
-        contexts = [contextvars.copy_context() for _ in jobs]
-        list(_POOL.map(lambda c, part: c.run(self._update_part, *part, step), contexts, jobs))
+        if on_host:
+            # each job runs in the caller's context, so that its np.errstate holds in the threads
+            contexts = [contextvars.copy_context() for _ in jobs]
+            list(_POOL.map(lambda c, part: c.run(self._update_part, *part, step), contexts, jobs))
+        else:  # a device parallelises each part itself (and CuPy's current device is per thread)
+            for part in jobs:
+                self._update_part(*part, step)
         for finish in scatters:  # Rows: write the updated copies back
             finish()
 
     def _update_part(self, p, g, m, v, tmp, step) -> None:
         """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  p <- p - step m / (sqrt(v) + eps)."""
+        xp = backend.xp_of(p)
         dt = p.dtype.type
         if self.l2:
             g = g + dt(self.l2) * p
         m *= dt(self.beta1)
-        np.multiply(g, dt(1 - self.beta1), out=tmp)
+        xp.multiply(g, dt(1 - self.beta1), out=tmp)
         m += tmp
         v *= dt(self.beta2)
-        np.multiply(g, g, out=tmp)
+        xp.multiply(g, g, out=tmp)
         tmp *= dt(1 - self.beta2)
         v += tmp
-        np.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)
         tmp += dt(self.eps)
-        np.divide(m, tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= dt(step)
         p -= tmp
 
@@ -209,9 +226,14 @@ class Adam:
         return state
 
     def load_state_dict(self, state: dict[str, Array]) -> None:
-        self.t = int(state["t"])
-        self.m = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("m.")}
-        self.v = {k[2:]: np.array(a) for k, a in state.items() if k.startswith("v.")}
+        self.t = int(state["t"])  # the moments are copied where they are (host or device)
+        self.m = {k[2:]: _copy(a) for k, a in state.items() if k.startswith("m.")}
+        self.v = {k[2:]: _copy(a) for k, a in state.items() if k.startswith("v.")}
+
+
+def _copy(a: Array) -> Array:
+    """A copy of the array a (numpy or CuPy) in its own array module."""
+    return backend.xp_of(a).array(a)
 
 
 def _lazy_sgd(p: Array, g, lr: float, l2: float) -> None:
@@ -243,14 +265,14 @@ def _lazy_jobs(p: Array, g, m: Array, v: Array, scatters: list) -> list[list[Arr
         i = g.index
         P, M, Vv = p[i], m[i], v[i]  # (r, k) copies
         scatters.append(lambda: (p.__setitem__(i, P), m.__setitem__(i, M), v.__setitem__(i, Vv)))
-        arrays = [a.reshape(-1) for a in (P, g.values, M, Vv, np.empty_like(P))]
+        arrays = [a.reshape(-1) for a in (P, g.values, M, Vv, backend.xp_of(P).empty_like(P))]
         n = arrays[0].size
         cuts = [0, n // 2, n] if n >= _PARALLEL_SIZE else [0, n]
         return [[a[lo:hi] for a in arrays] for lo, hi in zip(cuts[:-1], cuts[1:])]
     jobs = []
     for a, b, o in g.parts():
         views = [p[..., a:b], g.values[..., o : o + b - a], m[..., a:b], v[..., a:b]]
-        views.append(np.empty(views[0].shape, dtype=p.dtype))
+        views.append(backend.xp_of(p).empty(views[0].shape, dtype=p.dtype))
         if p.ndim == 2 and views[0].size >= _PARALLEL_SIZE:
             half = p.shape[0] // 2
             jobs += [[x[:half] for x in views], [x[half:] for x in views]]
@@ -283,14 +305,14 @@ class WeightAverage:
         self.decay = decay
         self.n = 0  # updates averaged so far
         self.params = {k: v.copy() for k, v in params.items()}
-        self._diff = {k: np.empty_like(v) for k, v in params.items()}
+        self._diff = {k: backend.xp_of(v).empty_like(v) for k, v in params.items()}
 
     def update(self, params: Params) -> None:
         """theta_bar <- theta_bar + (1 - d_n) (theta - theta_bar), in place."""
         rate = 1.0 - min(self.decay, (1 + self.n) / (10 + self.n))
         for k, theta in params.items():
             bar, diff = self.params[k], self._diff[k]
-            np.subtract(theta, bar, out=diff)
+            backend.xp_of(bar).subtract(theta, bar, out=diff)
             diff *= rate
             bar += diff
         self.n += 1

@@ -12,14 +12,15 @@ and the global norm read only those values.
 
 Both keep ``shape``, the dense gradient's shape, and ``values``, one array holding every
 nonzero-able element (what clipping scales and the norm sums). ``dense()`` builds the full
-array (for tests and gradient checks; training never does).
+array (for tests and gradient checks; training never does). The arrays may be numpy or CuPy
+arrays (``lm.backend``); ``runs`` and ``index`` live with ``values``.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-Array = np.ndarray
+from lm import backend
+from lm.backend import Array
+from lm.backend import numpy as np
 
 
 class Rows:
@@ -34,18 +35,22 @@ class Rows:
     @classmethod
     def sum_of(cls, ids: Array, rows: Array, n: int) -> Rows:
         """The gradient of a row gather ``P[ids]``: rows (m, k) of upstream gradient, repeated
-        ids summed (one stable sort and one ``np.add.reduceat``), for an (n, k) parameter."""
+        ids summed (one stable sort and one segment sum, ``np.add.reduceat`` on numpy), for an
+        (n, k) parameter."""
         if len(ids) == 0:
-            return cls(np.zeros(0, dtype=np.int64), rows[:0].copy(), (n, rows.shape[1]))
-        order = np.argsort(ids, kind="stable")
+            xp = backend.xp_of(ids)
+            return cls(xp.zeros(0, dtype=np.int64), rows[:0].copy(), (n, rows.shape[1]))
+        order = backend.stable_argsort(ids)
         sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        starts = backend.run_starts(sorted_ids)
         return cls(
-            sorted_ids[starts], np.add.reduceat(rows[order], starts, axis=0), (n, rows.shape[1])
+            sorted_ids[starts],
+            backend.segment_sum(rows[order], starts, axis=0),
+            (n, rows.shape[1]),
         )
 
     def dense(self) -> Array:
-        G = np.zeros(self.shape, dtype=self.values.dtype)
+        G = backend.xp_of(self.values).zeros(self.shape, dtype=self.values.dtype)
         G[self.index] = self.values
         return G
 
@@ -60,14 +65,14 @@ class Cols:
 
     def __init__(self, runs: Array, values: Array, shape: tuple[int, ...]):
         self.runs, self.values, self.shape = runs, values, tuple(shape)
-        self.offsets = np.r_[0, np.cumsum(runs[:, 1] - runs[:, 0])[:-1]].astype(np.int64)
+        self.offsets = backend.exclusive_cumsum((runs[:, 1] - runs[:, 0]).astype(np.int64))
 
     def parts(self):
         """(a, b, o) for each run: G[..., a:b] = values[..., o:o + b - a]."""
         return zip(self.runs[:, 0].tolist(), self.runs[:, 1].tolist(), self.offsets.tolist())
 
     def dense(self) -> Array:
-        G = np.zeros(self.shape, dtype=self.values.dtype)
+        G = backend.xp_of(self.values).zeros(self.shape, dtype=self.values.dtype)
         for a, b, o in self.parts():
             G[..., a:b] = self.values[..., o : o + b - a]
         return G
@@ -76,12 +81,13 @@ class Cols:
 def merge_runs(starts: Array, ends: Array) -> Array:
     """Sorted, non-empty ranges [starts_i, ends_i) with ends_i <= starts_{i+1}, merged where
     they touch: (R, 2) int64 runs."""
+    xp = backend.xp_of(starts)
     if len(starts) == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    new = np.r_[True, starts[1:] != ends[:-1]]  # a run begins where the last one did not end
-    first = np.flatnonzero(new)
-    last = np.r_[first[1:], len(starts)] - 1
-    return np.stack([starts[first], ends[last]], axis=1).astype(np.int64)
+        return xp.zeros((0, 2), dtype=np.int64)
+    new = xp.concatenate([xp.ones(1, dtype=bool), starts[1:] != ends[:-1]])  # a run begins
+    first = xp.flatnonzero(new)  # where the last one did not end
+    last = xp.concatenate([first[1:] - 1, xp.asarray([len(starts) - 1], dtype=first.dtype)])
+    return xp.stack([starts[first], ends[last]], axis=1).astype(np.int64)
 
 
 def is_sparse(g) -> bool:
@@ -108,12 +114,14 @@ def add_transposed(dE, dV):
         return dE
     if not (isinstance(dE, Rows) and isinstance(dV, Cols)):
         raise TypeError(f"cannot add {type(dV).__name__} transposed to {type(dE).__name__}")
-    col_ids = np.concatenate([np.arange(a, b) for a, b, _ in dV.parts()] or [np.zeros(0, int)])
-    index = np.union1d(dE.index, col_ids).astype(np.int64)
-    values = np.zeros((len(index), dE.shape[1]), dtype=dE.values.dtype)
+    xp = backend.xp_of(dE.values)
+    col_ids = [xp.arange(a, b, dtype=np.int64) for a, b, _ in dV.parts()]
+    # the union of the row ids, sorted (np.union1d is this unique of the concatenation)
+    index = xp.unique(xp.concatenate([dE.index, *col_ids])).astype(np.int64, copy=False)
+    values = xp.zeros((len(index), dE.shape[1]), dtype=dE.values.dtype)
     # every id of a run [a, b) is in the union and nothing between them: a run is a block
-    starts = np.searchsorted(index, dV.runs[:, 0]).tolist()
+    starts = xp.searchsorted(index, dV.runs[:, 0]).tolist()
     for start, (a, b, o) in zip(starts, dV.parts()):
         values[start : start + b - a] = dV.values[..., o : o + b - a].T
-    values[np.searchsorted(index, dE.index)] += dE.values  # unique rows: no repeats
+    values[xp.searchsorted(index, dE.index)] += dE.values  # unique rows: no repeats
     return Rows(index, values, dE.shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import devices
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,3 +26,12 @@ def lm_cli():
     from lm.cli import main
 
     return main
+
+
+@pytest.fixture(params=devices.BACKENDS)
+def backends(request, monkeypatch) -> str:
+    """The array backend a test runs on (see tests/devices.py): "numpy" always, "fakecupy" (a
+    strict stand-in for CuPy made of numpy arrays) always, and "cupy" only where CuPy imports
+    and ``cupy.cuda.runtime.getDeviceCount() > 0`` (skipped elsewhere). Move inputs with
+    ``devices.put(backends, tree)``."""
+    return devices.select(request, monkeypatch)

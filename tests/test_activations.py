@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import devices
 import numpy as np
 import pytest
 from hypothesis import given
@@ -101,3 +102,17 @@ def test_leaky_relu_figure_title_names_its_slope():
 
     fig = plots.activation_figure("leaky_relu")
     assert "0.3" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("name", activations.NAMES)
+def test_activations_on_every_backend(backends, name):
+    a = points(41).astype(np.float32)
+    act = activations.get(name)
+
+    def both(a):
+        s = act(a)
+        return {"s": s} if act.derivative is None else {"s": s, "ds": act.derivative(a, s)}
+
+    got = both(devices.put(backends, a))
+    devices.assert_on(backends, got)
+    devices.assert_close(got, both(a))

@@ -9,6 +9,7 @@ cell's own, activation by activation, are in test_core.py.
 
 from __future__ import annotations
 
+import devices
 import numpy as np
 import pytest
 from gradcheck import check_gradients
@@ -75,6 +76,34 @@ def test_cell_gradients_match_the_truncation_definition(name, K, with_keep):
         return float(np.sum(surrogate_states(cell, layer, p, keep, K, S_fixed) * G))
 
     check_gradients(loss, params, grads, context=f"cell={name}, truncate={K}, keep={with_keep}")
+
+
+def float32(params: dict) -> dict:
+    return {k: v.astype(np.float32) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("with_keep", [False, True], ids=["no-reset", "reset"])
+@pytest.mark.parametrize("K", (None, 2), ids=lambda k: f"K={k}")
+@pytest.mark.parametrize("name", CELLS)
+def test_forward_and_vjp_on_every_backend(backends, name, K, with_keep):
+    """float32 forward, step and full or truncated backward (every cell's vjp and weight
+    gradients) on the backend's arrays: equal to numpy's and left on the device."""
+    cell, layer, params, G, keep = make_problem(name, with_keep)
+    params, G = float32(params), G.astype(np.float32)
+    keep = None if keep is None else keep.astype(np.float32)
+
+    def everything(params, G, keep):
+        D, in_cache = layer.drive(params, params["x"])
+        S, cache = core.forward(cell, params, D, params["S0"], keep)
+        dD, grads, dS0 = core.backward(cell, params, G, S, cache, K)
+        in_grads, dx = layer.backward(params, params["x"], in_cache, dD)
+        s1 = core.step(cell, params, D[0], params["S0"])
+        return {"S": S, "dD": dD, "dS0": dS0, "dx": dx, "s1": s1, **grads, **in_grads}
+
+    want = everything(params, G, keep)
+    got = everything(*devices.put(backends, (params, G, keep)))
+    devices.assert_on(backends, got)
+    devices.assert_close(got, want)
 
 
 @pytest.mark.parametrize("name", CELLS)

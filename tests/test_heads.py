@@ -3,6 +3,7 @@ computation, gradients by central differences, initialisation, next-word distrib
 
 import itertools
 
+import devices
 import numpy as np
 import pytest
 from gradcheck import check_gradients
@@ -285,3 +286,73 @@ def test_make_builds_each_head_by_name():
     assert heads.make("class", 5, (0, 2, 5)).n_classes == 2
     with pytest.raises(ValueError, match="full, class"):
         heads.make("hierarchical", 5)
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0])  # 200: rows past exp's range, the shifted path
+def test_softmax_and_linear_heads_on_every_backend(backends, scale):
+    """float32 loss and gradients, target and next-word log-probabilities of the full softmax
+    (N >= 64: numpy's two-thread path), and the linear head's loss, on the backend's arrays:
+    equal to numpy's and left on the device."""
+    rng = np.random.default_rng(2)
+    N, H, n_vocab = 80, 6, 30
+    S = rng.normal(0, 1, (N, H)).astype(np.float32)
+    p = {"V": rng.normal(0, scale / np.sqrt(H), (H, n_vocab)).astype(np.float32)}
+    p["c"] = rng.normal(0, 1, n_vocab).astype(np.float32)
+    y = rng.integers(0, n_vocab, N)
+    lin = {"V": rng.normal(size=(H, 2)).astype(np.float32), "c": np.ones(2, np.float32)}
+    y_lin = rng.normal(size=(N, 2)).astype(np.float32)
+    head, linear = heads.Softmax(n_vocab), heads.Linear(2)
+
+    def everything(S, p, y, lin, y_lin):
+        loss, dS, grads = head.loss(p, S, y, scale=1 / N)
+        lin_loss, lin_dS, lin_grads = linear.loss(lin, S, y_lin, scale=0.5)
+        return {
+            "loss": loss,
+            "dS": dS,
+            "grads": grads,
+            "target": head.target_logprobs(p, S, y),
+            "next": head.next_logprobs(p, S[:5]),
+            "softmax": heads.softmax(S[:5] @ p["V"]),
+            "lin": [lin_loss, lin_dS, lin_grads],
+        }
+
+    host = (S, p, y, lin, y_lin)
+    want = everything(*host)
+    got = everything(*devices.put(backends, host))
+    devices.assert_on(backends, {k: v for k, v in got.items() if k != "loss"})
+    devices.assert_close(got, want, atol=1e-5 * max(1.0, scale / 30))
+
+
+@pytest.mark.parametrize("bounds", [(0, 3, 7, 11), (0, 11), (0, 1, 2, 10, 11)])
+def test_class_head_on_every_backend(backends, bounds):
+    """float32 loss, sparse and dense gradients, target and next-word log-probabilities of the
+    class head on the backend's arrays (its class tables follow them): equal to numpy's and
+    left on the device."""
+    rng = np.random.default_rng(3)
+    N, H = 40, 5
+    head = class_head(11, bounds)
+    p = {k: v.astype(np.float32) for k, v in class_params(head, H, rng).items()}
+    S = rng.normal(0, 1, (N, H)).astype(np.float32)
+    y = rng.integers(0, 11, N)
+    y[:4] = 10  # the last class is always present
+
+    def everything(S, p, y):
+        loss, dS, grads = head.loss(p, S, y, scale=1 / N)
+        empty = head.loss(p, S[:0], y[:0])
+        return {
+            "loss": loss,
+            "dS": dS,
+            "grads": grads,
+            "runs": grads["V"].runs,
+            "empty": empty[1:],
+            "target": head.target_logprobs(p, S, y),
+            "next": head.next_logprobs(p, S[:6]),
+        }
+
+    want = everything(S, p, y)
+    got = everything(*devices.put(backends, (S, p, y)))
+    devices.assert_on(backends, {k: v for k, v in got.items() if k != "loss"})
+    devices.assert_close(got, want)

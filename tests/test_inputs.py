@@ -1,6 +1,7 @@
 """The input layers alone: gradients by central differences (with and without dropout
 masks), the one-hot gather against an explicit product, the row scatter."""
 
+import devices
 import numpy as np
 import pytest
 from gradcheck import check_gradients, with_upstream
@@ -58,3 +59,26 @@ def test_onehot_gather_equals_explicit_product():
     explicit = onehot @ net.params["U"] + net.params["b"]
     gathered, _ = inputs.OneHot(N_VOCAB).drive(net.params, ids)
     np.testing.assert_allclose(gathered, explicit, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("kind", inputs.KINDS)
+def test_input_layers_on_every_backend(backends, kind, sparse):
+    """float32 drive and backward (dense or sparse row gradients, a dropout mask) on the
+    backend's arrays: equal to numpy's and left on the device."""
+    rng = np.random.default_rng(1)
+    layer, params, x = layer_and_params(kind, rng)
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    x = x.astype(np.float32) if kind == "dense" else x
+    mask = ((rng.random((T, B, layer.feature_width(params))) > 0.4) / 0.6).astype(np.float32)
+    G = rng.normal(size=(T, B, WIDTH)).astype(np.float32)
+
+    def both(params, x, mask, G):
+        D, cache = layer.drive(params, x, mask)
+        grads, dX = layer.backward(params, x, cache, G, sparse=sparse)
+        return {"D": D, **grads} if dX is None else {"D": D, "dX": dX, **grads}
+
+    want = both(params, x, mask, G)
+    got = both(*devices.put(backends, (params, x, mask, G)))
+    devices.assert_on(backends, got)
+    devices.assert_close(got, want)

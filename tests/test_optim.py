@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
+import devices
 import numpy as np
 import pytest
 
@@ -339,3 +341,36 @@ def test_weight_average_reset_and_state_dict_round_trip(rng):
 def test_weight_average_decay_must_be_in_0_1(decay):
     with pytest.raises(ValueError, match="decay"):
         optim.WeightAverage(decay, {"w": np.zeros(1)})
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_updates_on_every_backend(backends, rng, name, l2):
+    """Three float32 guarded updates (value and norm clipping) with dense, Rows and Cols
+    gradients, an Adam state round trip and a weight average, on the backend's arrays: equal
+    to numpy's and left on the device. Large parameters: numpy's two-thread path."""
+    params, grads = sparse_case(rng)
+    params["big"] = rng.normal(size=(300, 300)).astype(np.float32)  # >= _PARALLEL_SIZE
+    grads["big"] = rng.normal(size=(300, 300)).astype(np.float32)
+
+    def everything(params, grads):
+        opt = optim.make(name, 0.1, l2)
+        average = optim.WeightAverage(0.9, params)
+        norms = []
+        for _ in range(3):
+            step = copy.deepcopy(grads)  # the update overwrites its gradients
+            norms.append(optim.global_norm(step))
+            assert optim.guarded_update(params, step, opt, 1.0, clip_value=1.5, clip_norm=8.0)
+            average.update(params)
+        if name == "adam":
+            opt.load_state_dict(opt.state_dict())
+            opt.update(params, copy.deepcopy(grads))
+        return {"params": params, "average": average.params, "norms": norms}
+
+    want = everything(*copy.deepcopy((params, grads)))
+    got = everything(*devices.put(backends, (params, grads)))
+    devices.assert_on(backends, {k: got[k] for k in ("params", "average")})
+    devices.assert_close(got, want)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import devices
 import numpy as np
 import pytest
 
@@ -57,3 +58,34 @@ def test_add_transposed_folds_columns_of_v_into_rows_of_e():
     np.testing.assert_allclose(sparse.add_transposed(dense_E, dense_V), want)
     with pytest.raises(TypeError, match="cannot add Cols transposed to ndarray"):
         sparse.add_transposed(rng.normal(size=(7, 3)), dV)
+
+
+def test_sparse_gradients_on_every_backend(backends, rng):
+    """Rows.sum_of, merge_runs, Cols and add_transposed on the backend's arrays: equal to
+    numpy's and left on the device."""
+    ids = rng.integers(0, 9, 40)
+    rows = rng.normal(size=(40, 3)).astype(np.float32)
+    starts, ends = np.array([0, 3, 7, 9, 12]), np.array([3, 5, 9, 10, 15])
+    dE_index, dE_values = np.array([1, 4, 12]), rng.normal(size=(3, 3)).astype(np.float32)
+    dV_values = rng.normal(size=(3, 8)).astype(np.float32)
+
+    def everything(ids, rows, starts, ends, dE_index, dE_values, dV_values):
+        runs = sparse.merge_runs(starts, ends)[:2]  # [0, 5), [7, 10): 8 columns
+        dV = sparse.Cols(runs, dV_values, (3, 15))
+        dE = sparse.Rows(dE_index, dE_values, (15, 3))
+        summed = sparse.add_transposed(dE, dV)
+        return {
+            "sum_of": sparse.Rows.sum_of(ids, rows, 9),
+            "empty": sparse.Rows.sum_of(ids[:0], rows[:0], 9),
+            "runs": runs,
+            "offsets": dV.offsets,
+            "Cols": dV,
+            "tied": summed,
+            "tied_index": summed.index,
+        }
+
+    host = (ids, rows, starts, ends, dE_index, dE_values, dV_values)
+    want = everything(*host)
+    got = everything(*devices.put(backends, host))
+    devices.assert_on(backends, got)
+    devices.assert_close(got, want)
