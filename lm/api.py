@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from lm import checkpoint, generation, scoring, validate
+from lm import backend, checkpoint, generation, scoring, validate
 from lm.model import Network
 from lm.stateful import StatefulMixin
 from lm.tokenizer import UNK, Vocab
@@ -117,11 +117,16 @@ class LanguageModel(StatefulMixin):
         return generation.generate(self.net, self.vocab, prompt, **options)
 
 
-def load(directory: str | os.PathLike) -> LanguageModel:
-    """Load and validate a model directory written by ``lm train``.
+def load(directory: str | os.PathLike, device: str | None = None) -> LanguageModel:
+    """Load and validate a model directory written by ``lm train``, its weights on ``device``
+    ("cpu" or "cuda"; None: ``lm --device``, else ``$LM_DEVICE``, else "cpu").
+
+        lm.load("model_dir")                 # numpy
+        lm.load("model_dir", device="cuda")  # CuPy; DeviceError without CuPy and a GPU
 
     Raises ``lm.errors.ModelFileError`` with a one-line message naming the file and the
     problem when the directory is missing, incomplete, corrupt or of another format version.
     """
+    device = backend.resolve(device)  # before reading: an unusable device fails at once
     net, vocab, config = checkpoint.load_model(directory)
-    return LanguageModel(net, vocab, config, os.fspath(directory))
+    return LanguageModel(net.to(device), vocab, config, os.fspath(directory))

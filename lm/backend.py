@@ -88,15 +88,28 @@ def device_names() -> tuple[str, ...]:
     return DEVICES if cuda_problem() is None else ("cpu",)
 
 
+_chosen: str | None = None  # the command line's --device for this command (``choose``)
+
+
+def choose(device: str | None) -> None:
+    """Make ``device`` what ``resolve(None)`` gives from now on in this process (the command
+    line's ``--device``; None: back to ``LM_DEVICE`` or "cpu")."""
+    global _chosen
+    _chosen = device
+
+
 def resolve(device: str | None = None) -> str:
-    """The device to use, "cpu" or "cuda": ``device``, or when it is None the environment
-    variable ``LM_DEVICE``, or "cpu". DeviceError when the name is unknown, or when it is
-    "cuda" and CuPy is missing or sees no GPU.
+    """The device to use, "cpu" or "cuda": ``device``, or when it is None the one the command
+    line chose (``choose``), else the environment variable ``LM_DEVICE``, else "cpu".
+    DeviceError when the name is unknown, or when it is "cuda" and CuPy is missing or sees
+    no GPU.
 
     Good: ``resolve("cuda")`` on a machine with CuPy and a GPU. Bad: ``resolve("gpu")``
     (DeviceError: the names are "cpu" and "cuda").
     """
     source = "--device"
+    if device is None:
+        device = _chosen
     if device is None:
         device, source = os.environ.get("LM_DEVICE") or "cpu", "LM_DEVICE"
     if device not in DEVICES:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lm import memory
+from lm import backend, memory
 from lm.checks import is_real, require_int
 from lm.heads import softmax
 from lm.metrics import LN10
@@ -241,7 +241,7 @@ def sample(net, s0: Array, opts: GenerationOptions, banned: list[int], rng) -> l
     </s>, the ln probability (of the unmasked, untempered model) includes it.
     """
     B, T = opts.num or 1, opts.max_tokens
-    s = np.repeat(s0, B, axis=0)  # (B, H)
+    s = s0.repeat(B, axis=0)  # (B, L*n_s), where the weights are
     chosen = np.zeros((B, T), dtype=np.int64)
     chosen_lp = np.zeros((B, T))
     ended = np.zeros(B, dtype=bool)
@@ -391,6 +391,6 @@ def beam_search(
             break
         if not length_norm and len(finished) == width and scores[0] <= rank(finished[-1]):
             return finished
-        s = net.step(words.astype(np.int32), s[rows])
+        s = net.step(words.astype(np.int32), s[backend.xp_of(s).asarray(rows)])
     live = [(ids.tolist(), float(v), "max_tokens") for ids, v in zip(seqs, scores)]
     return sorted(finished + live, key=rank, reverse=True)[:width]

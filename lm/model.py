@@ -43,12 +43,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
-import numpy as np
-
-from lm import activations, cells, core, heads, inputs, sparse
+from lm import activations, backend, cells, core, heads, inputs, sparse
+from lm.backend import numpy as np
 from lm.checks import is_int, is_real, require_choice
 
-Array = np.ndarray
+Array = backend.Array
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,11 @@ class ModelConfig:
         return Network(*self.parts(), self.hidden, tie=self.tie, layers=self.layers).param_shapes()
 
 
-def dropout_mask(rng: np.random.Generator, shape, p: float, dtype) -> Array:
-    """Inverted-dropout mask: 0 with probability p, else 1/(1-p)."""
-    return (rng.random(shape, dtype=np.float32) >= p).astype(dtype) / np.dtype(dtype).type(1 - p)
+def dropout_mask(rng: np.random.Generator, shape, p: float, dtype, xp=np) -> Array:
+    """Inverted-dropout mask: 0 with probability p, else 1/(1-p), drawn on the host (so that
+    every device sees the same numbers) and returned as an ``xp`` array."""
+    mask = (rng.random(shape, dtype=np.float32) >= p).astype(dtype) / np.dtype(dtype).type(1 - p)
+    return mask if xp is np else xp.asarray(mask)
 
 
 class Network:
@@ -231,9 +232,34 @@ class Network:
     def dtype(self):
         return self.params["W"].dtype
 
+    @property
+    def xp(self):
+        """The array module of the weights: numpy, or cupy when they are on a GPU."""
+        return backend.xp_of(self.params["W"])
+
+    @property
+    def device(self) -> str:
+        """Where the weights are: "cpu" or "cuda"."""
+        return "cuda" if backend.on_device(self.params["W"]) else "cpu"
+
+    def to(self, device: str) -> Network:
+        """Move the weights to ``device`` ("cpu" or "cuda"; ``lm.backend.resolve``) and return
+        this network. Every method then takes host or device inputs (ids, masks, states) and
+        keeps states on the device; log-probabilities come back as host arrays.
+
+            net.to("cuda")   # needs CuPy and a GPU; DeviceError (one line) otherwise
+        """
+        self.params = backend.to_device(self.params, device)
+        return self
+
+    def _here(self, a):
+        """``a`` (an array or None) as an array of the weights' module (no copy on the CPU)."""
+        xp = self.xp
+        return a if a is None or xp is np else xp.asarray(a)
+
     def zero_state(self, B: int) -> Array:
         """(B, L*n_s) zeros: the state before any input (every layer's, side by side)."""
-        return np.zeros((B, self.layers * self.n_s), dtype=self.dtype)
+        return self.xp.zeros((B, self.layers * self.n_s), dtype=self.dtype)
 
     def hidden_of(self, S: Array) -> Array:
         """What the head reads of network states: (..., L*n_s) -> (..., H), the top layer's
@@ -246,7 +272,7 @@ class Network:
 
     def _join(self, parts: list[Array]) -> Array:
         """The layers' states side by side: L arrays (..., n_s) -> (..., L*n_s)."""
-        return parts[0] if self.layers == 1 else np.concatenate(parts, axis=-1)
+        return parts[0] if self.layers == 1 else backend.xp_of(parts[0]).concatenate(parts, -1)
 
     # ----- whole windows (training, batched scoring)
 
@@ -257,13 +283,16 @@ class Network:
         (T, B, n_in), S0 (B, L*n_s). With ``dropout`` p, each layer's input representation
         is dropped with a mask drawn from ``rng`` (layer 1's first, then upwards)."""
         T, B = x.shape[:2]
-        runs, X = [], x
+        xp = self.xp
+        runs, X = [], self._here(x)
+        S0, keep = self._here(S0), self._here(keep)
         for l in range(self.layers):
             p_l = self.layer_params(l)
             layer = self.inputs if l == 0 else self.upper
             mask = None
             if dropout:
-                mask = dropout_mask(rng, (T, B, layer.feature_width(p_l)), dropout, self.dtype)
+                shape = (T, B, layer.feature_width(p_l))
+                mask = dropout_mask(rng, shape, dropout, self.dtype, xp)
             D, in_cache = layer.drive(p_l, X, mask)  # (T, B, G*H)
             S, cache = core.forward(self.cell, p_l, D, self._layer_state(S0, l), keep)
             runs.append(_Run(X, S, cache, in_cache))
@@ -313,13 +342,14 @@ class Network:
         """
         H = self.hidden
         T, B = x.shape[:2]
+        x, y = self._here(x), self._here(y)
         runs = self._forward(x, S0, keep, dropout, rng)
         S = runs[-1].S  # the top layer's states
         last = self.head.reads == "last"
         S_out = self.cell.hidden(S[-1] if last else S[1:]).reshape(-1, H)  # (N, H)
         out_mask = None
         if dropout:
-            out_mask = dropout_mask(rng, S_out.shape, dropout, self.dtype)
+            out_mask = dropout_mask(rng, S_out.shape, dropout, self.dtype, self.xp)
             S_out = S_out * out_mask
         targets = y if last else y.reshape(-1)
         loss_sum, dH, grads = self.head.loss(
@@ -359,32 +389,35 @@ class Network:
         n_s = self.n_s
         if not last and n_s == self.hidden:
             return dH.reshape(T, B, n_s)
-        dS = np.zeros((T, B, n_s), dtype=dH.dtype)
+        dS = backend.xp_of(dH).zeros((T, B, n_s), dtype=dH.dtype)
         target = self.cell.hidden(dS[-1:] if last else dS)  # a view
         target[...] = dH.reshape(target.shape)
         return dS
 
     def target_logprobs(self, x: Array, y: Array, S0: Array, keep: Array | None = None):
         """ln p(y[t] | history) at every position: x, y (T, B) ->
-        ((T, B) float64, S (T+1, B, L*n_s))."""
+        ((T, B) float64 on the host, S (T+1, B, L*n_s) where the weights are)."""
         S = self.states(x, S0, keep)
         lp = self.head_logprobs(self.hidden_of(S[1:]).reshape(-1, self.hidden), y.reshape(-1))
         return lp.reshape(x.shape), S
 
     def head_logprobs(self, hidden: Array, y: Array) -> Array:
-        """ln p(y_i | h_i) for N hidden rows (N, H) and targets (N,): (N,) float64."""
-        return self.head.target_logprobs(self.head_params(), hidden, y)
+        """ln p(y_i | h_i) for N hidden rows (N, H) and targets (N,): (N,) float64 on the
+        host."""
+        lp = self.head.target_logprobs(self.head_params(), self._here(hidden), self._here(y))
+        return backend.to_host(lp)
 
     def predict(self, x: Array, S0: Array | None = None) -> Array:
         """The linear head's output on the last state: x (T, B, n_in) -> (B, n_out)."""
         S0 = self.zero_state(x.shape[1]) if S0 is None else S0
-        return self.head.predict(self.params, self.hidden_of(self.states(x, S0)[-1]))
+        out = self.head.predict(self.params, self.hidden_of(self.states(x, S0)[-1]))
+        return backend.to_host(out)
 
     # ----- one step at a time (incremental scoring, generation)
 
     def step(self, ids: Array, s: Array) -> Array:
         """Feed one word per stream: ids (B,), s (B, L*n_s) -> next state (B, L*n_s)."""
-        X, parts = ids, []
+        X, parts, s = self._here(ids), [], self._here(s)
         for l in range(self.layers):
             p_l = self.layer_params(l)
             d, _ = (self.inputs if l == 0 else self.upper).drive(p_l, X)
@@ -393,8 +426,10 @@ class Network:
         return self._join(parts)
 
     def next_logprobs(self, s: Array) -> Array:
-        """ln p(next word | state): s (B, L*n_s) -> (B, n_vocab), each row a log-distribution."""
-        return self.head.next_logprobs(self.head_params(), self.hidden_of(s))
+        """ln p(next word | state): s (B, L*n_s) -> (B, n_vocab) on the host, each row a
+        log-distribution."""
+        lp = self.head.next_logprobs(self.head_params(), self.hidden_of(self._here(s)))
+        return backend.to_host(lp)
 
 
 class _Run(NamedTuple):

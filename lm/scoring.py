@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from lm import data, files
+from lm import backend, data, files
 from lm.errors import DataError
 from lm.metrics import LN10, perplexity
 from lm.model import Network
@@ -164,7 +164,7 @@ def _score_group(
     lp = np.zeros((B, T))  # (B, T) float64
     lp[:, 0] = first[yT[:, 0]]
     real[:, 0] = False
-    s = np.repeat(s0, B, axis=0)  # (B, n_s) state before predicting y[lo]
+    s = s0.repeat(B, axis=0)  # (B, n_s) state before predicting y[lo], where the weights are
     steps = max(1, min(_WINDOW_STEPS, _POSITIONS // B))
     for lo in range(0, T, steps):
         hi = min(lo + steps, T)
@@ -173,7 +173,8 @@ def _score_group(
         S = net.states(y[lo:hi], s)  # (hi - lo + 1, B, n_s)
         s = S[-1]
         mask = real[:, lo:hi]  # (B, hi - lo)
-        rows = net.hidden_of(S[:-1]).transpose(1, 0, 2)[mask]  # (n_real, H), sentence-major
+        at = backend.xp_of(S).asarray(mask)  # the mask where the states are
+        rows = net.hidden_of(S[:-1]).transpose(1, 0, 2)[at]  # (n_real, H), sentence-major
         lp[:, lo:hi][mask] = net.head_logprobs(rows, yT[:, lo:hi][mask])
     return [lp[j, : n_targets[j]].copy() for j in range(B)]
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lm import backend
 from lm.metrics import LN10
 from lm.tokenizer import EOS, Vocab
 
@@ -38,7 +39,7 @@ class RNNState:
     __slots__ = ("_key", "_logprobs", "_s")
 
     def __init__(self, s: np.ndarray):
-        s = np.array(s, copy=True)
+        s = np.array(backend.to_host(s), copy=True)  # a host copy, whatever the network's device
         s.flags.writeable = False
         self._s = s
         self._logprobs = None  # (n_vocab,) float64 ln P(next word), filled on first use

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -545,3 +546,49 @@ def test_bad_ngram_file_is_a_one_line_error_naming_it(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"lm: error: {path}: ")
+
+
+# ----- --device and LM_DEVICE
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_exit_1(model_dir, text, monkeypatch):
+    from lm import backend
+
+    monkeypatch.setattr(backend, "cuda_problem", lambda: "CuPy cannot be imported (no cupy)")
+    for args in (["--device", "cuda", "score", model_dir, text],
+                 ["perplexity", model_dir, text, "--device", "cuda"]):  # fmt: skip
+        r = run(*args)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.stderr.startswith("lm: error: --device cuda needs CuPy and a CUDA GPU: ")
+        assert "pip install 'lm[gpu]'" in r.stderr and r.stderr.count("\n") == 1
+        assert r.stdout == ""
+
+
+def test_an_unknown_device_is_a_usage_error_and_a_bad_lm_device_a_runtime_error(
+    model_dir, text, monkeypatch
+):
+    r = run("--device", "tpu", "score", model_dir, text)
+    assert r.exit_code == 2 and "--device" in r.stderr and "Traceback" not in r.output
+    monkeypatch.setenv("LM_DEVICE", "tpu")
+    r = run("score", model_dir, text)
+    assert r.exit_code == 1 and "LM_DEVICE 'tpu' is not a device" in r.stderr
+    r = run("--device", "cpu", "score", model_dir, text)  # the option wins over LM_DEVICE
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("command", ["score", "perplexity"])
+def test_device_cuda_scores_as_the_cpu_does(model_dir, text, monkeypatch, command):
+    """On the strict stand-in for CuPy (tests/devices.py) the whole command runs with its
+    weights on the 'device' and prints the CPU's numbers to their last digit but one."""
+    import devices
+
+    cpu = run(command, model_dir, text)
+    devices.install_fake(monkeypatch)
+    cuda = run("--device", "cuda", command, model_dir, text)
+    assert cpu.exit_code == cuda.exit_code == 0, cuda.output
+    nums = [re.findall(r"-?\d+\.\d+", r.stdout + r.stderr) for r in (cpu, cuda)]
+    assert len(nums[0]) == len(nums[1]) > 0
+    np.testing.assert_allclose([float(v) for v in nums[1]], [float(v) for v in nums[0]],
+                               rtol=1e-4)  # fmt: skip
+    monkeypatch.setenv("LM_DEVICE", "cuda")
+    assert run(command, model_dir, text).output == cuda.output

@@ -571,3 +571,20 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(model):
 def test_unknown_option_is_a_type_error(model):
     with pytest.raises(TypeError):
         model.generate(prompt="the", temprature=0.5)
+
+
+@pytest.mark.parametrize("options", [{"seed": 3, "num": 3, "top_k": 4}, {"beam": 3}])
+def test_generation_on_a_device_equals_the_host(backends, options):
+    """The same samples and beams, word for word, from a network whose weights are on a
+    device (the sampling itself runs on the host, so the same seed draws the same words)."""
+    import devices
+
+    from lm.api import LanguageModel
+    from lm.model import Network
+
+    m = make_model(cell="lstm", layers=2)
+    want = m.generate("the cat", max_tokens=6, **options)
+    net = Network.build(m.net.config, devices.put(backends, dict(m.net.params)))
+    got = LanguageModel(net, m.vocab, {}).generate("the cat", max_tokens=6, **options)
+    assert [g.text for g in got] == [w.text for w in want]
+    np.testing.assert_allclose([g.log10prob for g in got], [w.log10prob for w in want], rtol=1e-5)

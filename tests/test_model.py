@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import devices
 from gradcheck import check_gradients
 
 from lm import heads, sparse
@@ -447,3 +448,49 @@ def test_the_lstm_forget_bias_starts_at_one_in_every_layer():
 def test_model_config_rejects_a_number_of_layers_below_one(layers):
     with pytest.raises(ValueError, match="layers must be an integer >= 1"):
         ModelConfig(N_VOCAB, layers=layers)
+
+
+# ----- the whole network on every array backend (tests/devices.py)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize(
+    "cell, input, classes, tie",
+    [
+        ("elman", "onehot", None, False),
+        ("gru", "embedding", None, True),
+        ("lstm", "embedding", CLASSES, False),
+        ("gru", "embedding", CLASSES, True),
+    ],
+)
+def test_the_network_on_a_device_equals_numpy(backends, cell, input, classes, tie, layers):
+    """Same float32 weights: loss, every gradient, the carried state, log-probabilities of a
+    window, one step and the next-word distributions, to 1e-5, with resets and dropout (its
+    masks drawn on the host); states stay on the device, log-probabilities come back."""
+    net = make_net(input, cell=cell, classes=classes, tie=tie, layers=layers, dtype=np.float32)
+    x, y, keep, S0 = _tied_window(net)
+    S0 = S0.astype(np.float32)
+    keep = keep.astype(np.float32)
+    want = net.loss_and_grads(x, y, S0, None, keep, 0.3, np.random.default_rng(11))
+    want_lp, want_S = net.target_logprobs(x, y, S0)
+    want_step = net.step(x[0], S0)
+    want_next = net.next_logprobs(want_step)
+
+    dev = Network.build(net.config, devices.put(backends, dict(net.params)))
+    assert dev.device == ("cpu" if backends == "numpy" else "cuda")
+    got = dev.loss_and_grads(x, y, devices.put(backends, S0), None, keep, 0.3,
+                             np.random.default_rng(11))  # fmt: skip
+    assert got[0] == pytest.approx(want[0], rel=1e-5)
+    devices.assert_on(backends, [got[1], got[2]])
+    devices.assert_close(got[1], want[1])
+    devices.assert_close(got[2], want[2])
+    lp, S = dev.target_logprobs(x, y, S0)
+    assert type(lp) is np.ndarray
+    devices.assert_on(backends, S)
+    devices.assert_close(lp, want_lp)
+    devices.assert_close(S, want_S)
+    s = dev.step(x[0], S0)
+    devices.assert_on(backends, s)
+    devices.assert_close(s, want_step)
+    devices.assert_close(dev.next_logprobs(s), want_next)
+    devices.assert_on(backends, dev.zero_state(2))

@@ -391,3 +391,25 @@ def test_oov_rate_counts_words_outside_the_vocabulary(tmp_path):
     assert math.isnan(empty.rate) and "OOV rate undefined" in empty.describe("e")
     with pytest.raises(DataError, match="no such file"):
         scoring.oov_rate(vocab, "the cat sat")
+
+
+@pytest.mark.parametrize("kind", ["lstm-2", "tied-class"])
+def test_scoring_on_a_device_equals_the_host(backends, kind):
+    """A network whose weights are on a device scores every sentence as on the host (1e-5):
+    batched, one at a time and the first token from the start state."""
+    import devices
+
+    from lm.api import LanguageModel
+    from lm.model import Network
+
+    model = MODELS[kind]
+    sentences = ["the cat sat on the mat", "", "a dog saw the cat", "zebra"]
+    want = [list(model.full_scores(s)) for s in sentences]
+    net = Network.build(model.net.config, devices.put(backends, dict(model.net.params)))
+    on_device = LanguageModel(net, model.vocab, {})
+    for s, w in zip(sentences, want):
+        got = list(on_device.full_scores(s))
+        np.testing.assert_allclose([g[0] for g in got], [x[0] for x in w], rtol=1e-5, atol=1e-5)
+    batched = list(scoring.score_lines(on_device, sentences, batch_size=3))
+    for b, w in zip(batched, want):
+        np.testing.assert_allclose(b.log10probs, [x[0] for x in w], rtol=1e-5, atol=1e-5)

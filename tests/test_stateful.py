@@ -85,3 +85,18 @@ def test_bad_calls():
     # a typed <s> is not the sentence start: it is scored as <unk>
     state = model.begin_state()
     assert model.score_word(state, "<s>")[0] == model.next_distribution(state)[0]
+
+
+def test_states_of_a_network_on_a_device_are_host_copies(backends):
+    import devices
+
+    from lm.api import LanguageModel
+    from lm.model import Network
+
+    model = MODELS["gru-2"]
+    net = Network.build(model.net.config, devices.put(backends, dict(model.net.params)))
+    on_device = LanguageModel(net, model.vocab, {})
+    want, _ = walk(model, ["the", "cat", "</s>"])
+    got, state = walk(on_device, ["the", "cat", "</s>"])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert type(state.vector) is np.ndarray and hash(state) == hash(walk(on_device, ["the", "cat", "</s>"])[1])

@@ -24,7 +24,7 @@ import threading
 
 import click
 
-from lm import files
+from lm import backend, files
 from lm.errors import LMError
 
 
@@ -202,6 +202,11 @@ def _set_threads(ctx, param, value):
         limit_blas_threads(value)
 
 
+def _set_device(ctx, param, value):
+    if value is not None:
+        backend.choose(value)
+
+
 def _set_max_line_bytes(ctx, param, value):
     if value is not None:
         files.set_max_line_bytes(value)
@@ -224,6 +229,14 @@ def global_options() -> list[click.Option]:
             callback=_set_threads,
             help="BLAS threads for the matrix products [default: one per core]. Use 1 when "
             "another CPU-heavy job shares the cores.",
+        ),
+        click.Option(
+            ["--device"],
+            type=click.Choice(backend.DEVICES),
+            expose_value=False,
+            callback=_set_device,
+            help="Where the network computes: cpu (numpy) or cuda (CuPy on an NVIDIA GPU: pip "
+            "install 'lm[gpu]') [default: $LM_DEVICE, else cpu].",
         ),
         click.Option(
             ["--max-line-bytes"],
@@ -257,6 +270,7 @@ class LMGroup(click.Group):
 
     def parse_args(self, ctx, args):
         files.set_max_line_bytes(None)
+        backend.choose(None)
         return super().parse_args(ctx, args)
 
 

@@ -22,7 +22,7 @@ import sys
 import click
 
 import lm
-from lm import data, formats, scoring
+from lm import backend, data, formats, scoring
 from lm.cli import cluster as cluster_cli
 from lm.cli.cluster import cluster_options
 from lm.cli.common import FiniteFloat, echo_lines, handle_errors
@@ -89,22 +89,27 @@ def unk_penalty_option(f):
     )(f)
 
 
-def load_scorer(model_dir: str, ngram_path: str | None, ngram_weight: float | None):
-    """The model in MODEL_DIR, or its mixture with the n-gram model (lm.interpolate)."""
+def load_scorer(
+    model_dir: str, ngram_path: str | None, ngram_weight: float | None, device: str | None = None
+):
+    """The model in MODEL_DIR on ``device`` (None: ``lm --device`` or $LM_DEVICE), or its
+    mixture with the n-gram model (lm.interpolate)."""
     if ngram_weight is not None and ngram_path is None:
         raise click.UsageError("--ngram-weight needs --ngram PATH")
     if ngram_path is not None and ngram_weight is None:
         raise click.UsageError("--ngram needs --ngram-weight W (lm mix finds the best W)")
-    model = lm.load(model_dir)
+    model = lm.load(model_dir, device)
     if ngram_path is None:
         return model
     return lm.interpolate(model, ngram_path, ngram_weight)
 
 
 def scorer_loader(model_dir: str, ngram_path: str | None, ngram_weight: float | None):
-    """``load_scorer`` with absolute paths, as a call a cluster worker can repeat."""
+    """``load_scorer`` with absolute paths and the device chosen here, as a call a cluster
+    worker can repeat."""
     ngram = None if ngram_path is None else os.path.abspath(ngram_path)
-    return functools.partial(load_scorer, os.path.abspath(model_dir), ngram, ngram_weight)
+    path, device = os.path.abspath(model_dir), backend.resolve()
+    return functools.partial(load_scorer, path, ngram, ngram_weight, device)
 
 
 def result_text(s, vocab, fmt: str, as_json: bool, per_token: bool, oovs_scored: bool) -> str:
