@@ -148,6 +148,15 @@ def to_device(tree, device: str | None = None):
     return _map(tree, lambda a: cp.asarray(a) if isinstance(a, _ndarray) else a)
 
 
+def synchronize() -> None:
+    """Wait until the GPU has done all the work queued so far (a no-op unless CuPy is in use):
+    for timings, which would otherwise see only the time to queue the kernels."""
+    if _cupy_module is not None and hasattr(_cupy_module, "cuda"):
+        device = getattr(_cupy_module.cuda, "Device", None)
+        if device is not None:
+            device().synchronize()
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
