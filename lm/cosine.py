@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lm import activations, cells, heads, inputs, optim
+from lm import activations, cells, heads, inputs, memory, optim
 from lm.checks import is_real, require_choice, require_int
 from lm.errors import TrainingError
 from lm.model import Network
@@ -188,6 +188,18 @@ def network(config: Config, n_inputs: int, params: Params | None = None) -> Netw
     """The task's Network: dense input (n_inputs features) -> cell -> linear head on s_T."""
     cell = cells.make(config.cell, config.activation, config.alpha)
     return Network(inputs.Dense(n_inputs), cell, heads.Linear(1), config.hidden, params)
+
+
+def training_bytes(config: Config) -> int:
+    """Estimated peak bytes of ``train(config)``: ``lm.memory.training_bytes`` of the task's
+    network in float64, with no dropout, resets or best-weights copy (the data, under 4 MB,
+    left out)."""
+    n_inputs = encode(np.zeros((1, WINDOW)), config.encoding).shape[2]
+    B = min(config.batch, len(TRAIN_STARTS))
+    return memory.training_bytes(
+        network(config, n_inputs), B, WINDOW, config.optimizer,
+        dropout=0, independent=False, keeps_best=False, itemsize=8,
+    )  # fmt: skip
 
 
 def init_params(config: Config, n_inputs: int, rng: np.random.Generator) -> Params:

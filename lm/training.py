@@ -210,8 +210,8 @@ class Trainer:
             counts = np.bincount(stream[1:], minlength=vocab.size)  # the predicted tokens
             mc = ModelConfig.from_counts(vocab.size, counts, **mc_args)  # class boundaries
             memory.check_training(  # now that the vocabulary's size is known
-                vocab.size, mc.hidden, tc.batch_size, tc.bptt, mc.embed_dim,
-                cells.make(mc.cell, mc.activation, mc.alpha).gates, tc.optimizer, bool(tc.ema),
+                mc, tc.batch_size, tc.bptt, tc.optimizer, tc.ema,
+                dropout=tc.dropout, independent=tc.independent,
             )  # fmt: skip
             rng = np.random.default_rng(tc.seed)
             net = Network.create(mc, rng, counts=counts)  # output bias: log unigram frequencies

@@ -99,9 +99,7 @@ def command(
         if overrides.get(key) == 0:
             overrides[key] = None
     config = cosine.make_config(preset, **overrides)
-    H = config.hidden  # 100 windows of 50 steps, float64, scalar input and output
-    nbytes = memory.training_bytes(1, H, batch_size=100, bptt=50, itemsize=8)
-    memory.require(nbytes, f"lm cosine with --hidden {H}")
+    memory.require(cosine.training_bytes(config), f"lm cosine with --hidden {config.hidden}")
     for path in (plot, loss_plot, data_plot):  # fail on a bad path now, not after training
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

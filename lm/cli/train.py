@@ -12,6 +12,7 @@ from click.core import ParameterSource
 
 from lm import activations, cells, files, heads, inputs, memory, scoring
 from lm.cli.common import SEED, FiniteFloat, echo_lines, handle_errors
+from lm.model import ModelConfig
 from lm.trainconfig import RESUMABLE, FieldError
 from lm.training import SCHEDULES, Interrupted, TrainConfig, Trainer, VocabConfig
 
@@ -264,7 +265,18 @@ def command(
             check_rereadable(valid_file, "--valid")
         embed_dim = (embed_dim or hidden) if input_kind == "embedding" else 0
         tie = _tie_for(tie, input_kind, embed_dim, hidden)
-        check_memory(hidden, embed_dim, batch_size, bptt, optimizer, ema, cells.make(cell).gates)
+        mc_args = dict(
+            hidden=hidden,
+            layers=layers,
+            input=input_kind,
+            embed_dim=embed_dim,
+            activation=activation,
+            alpha=alpha,
+            cell=cell,
+            output=output,
+            tie=tie,
+        )
+        check_memory(mc_args, batch_size, bptt, optimizer, ema, dropout, independent)
         try:
             tc = TrainConfig(
                 batch_size=batch_size,
@@ -290,17 +302,6 @@ def command(
             vc = VocabConfig(vocab_size, min_count, lowercase)
         except FieldError as e:
             raise click.BadParameter(str(e), param_hint="--" + e.field.replace("_", "-")) from None
-        mc_args = dict(
-            hidden=hidden,
-            layers=layers,
-            input=input_kind,
-            embed_dim=embed_dim,
-            activation=activation,
-            alpha=alpha,
-            cell=cell,
-            output=output,
-            tie=tie,
-        )
         if n_classes is not None:
             mc_args["n_classes"] = n_classes
         try:
@@ -378,29 +379,28 @@ def check_rereadable(path: str, what: str) -> None:
 
 
 def check_memory(
-    hidden: int,
-    embed_dim: int,
+    mc_args: dict,
     batch_size: int,
     bptt: int,
     optimizer: str,
     ema: float,
-    width: int = 1,
-    n_vocab: int | None = None,
+    dropout: float | None,
+    independent: bool,
 ) -> None:
-    """MemoryLimitError before any data is read when the model, batch and window cannot fit
-    in memory at any vocabulary size (``n_vocab`` None: the 4 special tokens, a lower bound;
-    training checks again with the real vocabulary). ``width``: the cell's gates (1 Elman,
-    3 GRU, 4 LSTM)."""
+    """MemoryLimitError before any data is read when the model (``mc_args``, the fields of
+    its ModelConfig but the vocabulary's), batch and window cannot fit in memory at any
+    vocabulary size: the estimate with the 4 special tokens and the full head, a lower bound
+    of every vocabulary's with either head (training checks again with the real one)."""
+    config = ModelConfig(n_vocab=4, **{**mc_args, "output": "full"})
     memory.check_training(
-        n_vocab or 4,
-        hidden,
+        config,
         batch_size,
         bptt,
-        embed_dim=embed_dim,
-        width=width,
-        optimizer=optimizer,
-        ema=bool(ema),
-        vocab_known=n_vocab is not None,
+        optimizer,
+        ema,
+        dropout=dropout,
+        independent=independent,
+        vocab_known=False,
     )
 
 
