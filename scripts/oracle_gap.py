@@ -40,12 +40,13 @@ def corpus(work: Path, tokens: int, seed: int, config: synth.SynthConfig) -> Pat
 
 
 def lm(*args: str, threads: int) -> str:
-    """Run ``lm --threads N ARGS...``; its stdout (a failure ends the script with its stderr)."""
+    """Run ``lm --threads N ARGS...``; what it printed, stdout then stderr (where ``lm
+    perplexity`` writes its summary). A failure ends the script with its stderr."""
     cmd = [sys.executable, "-m", "lm.cli", "--threads", str(threads), *args]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
-    return r.stdout
+    return r.stdout + r.stderr
 
 
 def row(directory: Path, threads: int) -> dict:
