@@ -567,18 +567,21 @@ class DirectoryLock:
         self.path = os.path.join(self.directory, self.NAME)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         self._file = os.fdopen(fd, "r+")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._file.read().strip() or "unknown"
+        try:  # whatever fails here (a held lock, an unreadable holder, a full disk) closes it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._file.read().strip() or "unknown"
+                raise LMError(
+                    f"{self.directory}: in use by another lm train (PID {holder}); wait for it "
+                    "to finish or stop it"
+                ) from None
+            self._file.truncate(0)
+            self._file.write(f"{os.getpid()}\n")
+            self._file.flush()
+        except BaseException:
             self._file.close()
-            raise LMError(
-                f"{self.directory}: in use by another lm train (PID {holder}); wait for it to "
-                "finish or stop it"
-            ) from None
-        self._file.truncate(0)
-        self._file.write(f"{os.getpid()}\n")
-        self._file.flush()
+            raise
 
     @property
     def held(self) -> bool:

@@ -7,6 +7,7 @@ a traceback and never training on it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -412,6 +413,63 @@ def test_a_run_that_fails_before_writing_leaves_no_directory(tmp_path):
     empty.write_text("\n")
     one_line_error(run("train", empty, "--out", tmp_path / "m", "--quiet"))
     assert not (tmp_path / "m").exists()
+
+
+def test_a_lock_that_cannot_be_taken_closes_its_file(tmp_path, monkeypatch):
+    """flock failing otherwise than "held by another" (ENOLCK on some network file systems):
+    the error is raised and the lock file closed then, not left open for the GC to find."""
+    opened, real_fdopen = [], os.fdopen
+
+    def fdopen(*args, **kwargs):
+        opened.append(real_fdopen(*args, **kwargs))
+        return opened[-1]
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(checkpoint.os, "fdopen", fdopen)
+    monkeypatch.setattr(checkpoint.fcntl, "flock", no_locks)
+    with pytest.raises(OSError, match="No locks available"):
+        DirectoryLock(tmp_path / "m")
+    assert len(opened) == 1 and opened[0].closed
+
+
+def test_a_trainer_that_is_not_run_releases_the_directory_at_the_end_of_its_with_block(
+    tmp_path, corpus
+):
+    with start(tmp_path / "m", corpus) as t:
+        with pytest.raises(LMError, match="in use by another lm train"):
+            DirectoryLock(tmp_path / "m")
+        assert t.vocab.size > 3
+    DirectoryLock(tmp_path / "m").release()  # free again
+    with start(tmp_path / "m", corpus, epochs=1) as t:
+        t.run(log=lambda m: None)  # run releases it, and the end of the block again: harmless
+    assert (tmp_path / "m" / "weights.npz").exists()
+
+
+def test_lm_train_stopped_between_start_and_run_releases_the_directory(
+    tmp_path, corpus, monkeypatch
+):
+    """Ctrl-C while the vocabulary line is said (after Trainer.start, before run): the command
+    releases the lock as it stops, rather than the GC when the Trainer is collected (with a
+    ResourceWarning for the lock file)."""
+    from lm.cli import train as cli_train
+
+    started, real_start = [], Trainer.start
+
+    def keep(*args, **kwargs):  # keeps the Trainer alive: only an explicit release frees out
+        started.append(real_start(*args, **kwargs))
+        return started[-1]
+
+    def interrupted(mc):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "start", keep)
+    monkeypatch.setattr(cli_train, "describe_model", interrupted)
+    result = run("train", corpus, "--out", tmp_path / "m", *TINY)
+    assert result.exit_code == 130 and result.stderr == "lm: interrupted\n"
+    assert len(started) == 1
+    DirectoryLock(tmp_path / "m").release()  # free again, though the Trainer is still alive
 
 
 # ----- nothing that looks like a model before there is one -----

@@ -317,15 +317,18 @@ def command(
             )
         except heads.ClassCountError as e:  # known once the vocabulary is built
             raise click.BadParameter(str(e), param_hint="--classes") from None
-        log(f"vocabulary: {trainer.vocab.size} words; model: {describe_model(trainer.net.config)}")
-    try:
-        summary = trainer.run(log=log)
-    except Interrupted as e:
-        click.echo(f"lm: {e}", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
-        click.echo(f"lm: interrupted again: stopped at once; {trainer.kept_note()}", err=True)
-        sys.exit(130)
+    with trainer:  # holds the lock on the model directory: released however this ends
+        if not resume:
+            config = trainer.net.config
+            log(f"vocabulary: {trainer.vocab.size} words; model: {describe_model(config)}")
+        try:
+            summary = trainer.run(log=log)
+        except Interrupted as e:
+            click.echo(f"lm: {e}", err=True)
+            sys.exit(130)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, nothing more saved
+            click.echo(f"lm: interrupted again: stopped at once; {trainer.kept_note()}", err=True)
+            sys.exit(130)
     ppl = summary["valid_ppl"]
     if ppl is not None:
         best = f"best valid ppl {ppl:.2f}"
