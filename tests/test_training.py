@@ -114,15 +114,15 @@ def run_schedule(trainer, valid_ppls):
 
 
 def test_worse_epoch_is_rolled_back_and_counts_as_plateau(tmp_path, corpus):
-    t = start(tmp_path / "m", corpus, lr=1.0, schedule="plateau", halvings=3)
-    best = {k: v.copy() for k, v in t.net.params.items()}
-    t._judge(50.0)
-    for v in t.net.params.values():
-        v += 1.0  # this epoch's weights
-    assert run_schedule(t, [60.0]) == [(0.5, False, False)]
-    for k, v in best.items():
-        np.testing.assert_array_equal(t.net.params[k], v)
-    assert t.progress.best_ppl == 50.0
+    with start(tmp_path / "m", corpus, lr=1.0, schedule="plateau", halvings=3) as t:
+        best = {k: v.copy() for k, v in t.net.params.items()}
+        t._judge(50.0)
+        for v in t.net.params.values():
+            v += 1.0  # this epoch's weights
+        assert run_schedule(t, [60.0]) == [(0.5, False, False)]
+        for k, v in best.items():
+            np.testing.assert_array_equal(t.net.params[k], v)
+        assert t.progress.best_ppl == 50.0
 
 
 def test_weight_average_follows_its_recurrence_and_is_what_is_saved(tmp_path, corpus):
